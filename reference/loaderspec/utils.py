@@ -63,13 +63,12 @@ def set_default_torch_dtype(dtype: torch.dtype) -> Iterator[None]:
     DT-4 blocks nest; DT-5/DT-6 a dtype that cannot be the default is rejected with
     ``TypeError`` naming it, before anything changes.
     """
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(
-            f"set_default_torch_dtype: {dtype!r} cannot be the default dtype "
-            "(only floating-point torch.dtype values can)"
-        )
     old_dtype = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
+    try:
+        torch.set_default_dtype(dtype)
+    except TypeError as error:
+        # torch refuses before changing anything, but its message omits the value (DT-6).
+        raise TypeError(f"set_default_torch_dtype: {dtype!r} cannot be the default dtype ({error})") from error
     try:
         yield
     finally:
@@ -86,6 +85,8 @@ def _validate_packed_mapping(packed_mapping: object) -> None:
     for packed_name, sub_params in packed_mapping.items():
         if not isinstance(packed_name, str):
             raise TypeError(f"packed_mapping key {packed_name!r} is not a str")
+        if not packed_name:
+            raise ValueError("packed_mapping has an empty key ''")
         if not isinstance(sub_params, (list, tuple)):
             raise TypeError(
                 f"packed_mapping[{packed_name!r}] must be a list of sub-names, "
@@ -94,6 +95,8 @@ def _validate_packed_mapping(packed_mapping: object) -> None:
         for sub_name in sub_params:
             if not isinstance(sub_name, str):
                 raise TypeError(f"packed_mapping[{packed_name!r}] holds {sub_name!r}, which is not a str")
+            if not sub_name:
+                raise ValueError(f"packed_mapping[{packed_name!r}] holds an empty sub-name ''")
 
 
 @dataclass

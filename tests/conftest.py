@@ -1,0 +1,88 @@
+"""Wiring of the loaderspec suites: the implementation under test, Hypothesis
+profiles, requirement markers and the device fixture.
+
+The implementation is injected here and nowhere else: ``--impl NAME_OR_MODULE`` or
+``LOADERSPEC_IMPL`` (default ``reference``); tests receive it as the ``impl``
+fixture and never import an implementation themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+
+from loaderspec.conform.adapter import Adapter, load_adapter
+
+from .support import simulated_device
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+_COMMON = {"suppress_health_check": [HealthCheck.too_slow, HealthCheck.differing_executors]}
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, print_blob=True, max_examples=60, database=None, **_COMMON
+)
+settings.register_profile("dev", deadline=None, print_blob=True, max_examples=100, **_COMMON)
+settings.register_profile(
+    "thorough",
+    deadline=None,
+    print_blob=True,
+    max_examples=1000,
+    phases=list(Phase),
+    verbosity=Verbosity.normal,
+    **_COMMON,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--impl",
+        default=None,
+        help="implementation under test: reference (default), vllm, or a module defining ADAPTER "
+        "(also LOADERSPEC_IMPL)",
+    )
+
+
+@pytest.fixture(scope="session")
+def impl(request: pytest.FixtureRequest) -> Adapter:
+    """The adapter of the implementation under test."""
+    return load_adapter(request.config.getoption("--impl"))
+
+
+def _accelerators() -> list[pytest.param]:
+    params = []
+    if torch.cuda.is_available():
+        params.append(pytest.param("cuda", id="cuda"))
+    params.append(pytest.param("sim", id="sim"))
+    return params
+
+
+@pytest.fixture(scope="session", params=_accelerators())
+def accelerator(request: pytest.FixtureRequest) -> torch.device:
+    """Every accelerator present: CUDA when there is one, and the simulated device always."""
+    if request.param == "cuda":
+        return torch.device("cuda", torch.cuda.current_device())
+    try:
+        return simulated_device.simulated_device()
+    except simulated_device.SimulatedDeviceUnavailable as error:
+        pytest.skip(f"simulated device unavailable: {error}")
+
+
+@pytest.fixture(params=[False, True], ids=["unpinned", "pinned"])
+def pin_memory(request: pytest.FixtureRequest, impl: Adapter, accelerator: torch.device) -> Iterator[bool]:
+    """Both answers of ``is_pin_memory_available``, as the device context sees it."""
+    with impl.pin_memory_available(request.param):
+        yield request.param
+
+
+@pytest.fixture(autouse=True)
+def _default_dtype_is_float32() -> Iterator[None]:
+    """Each test starts with float32 as default; a leak is reported by the test, not passed on."""
+    torch.set_default_dtype(torch.float32)
+    yield
+    torch.set_default_dtype(torch.float32)

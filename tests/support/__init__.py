@@ -1,0 +1,1 @@
+"""Test-support code shared by the loaderspec test suites (not part of the library)."""

@@ -1,0 +1,111 @@
+"""Default dtype (spec/default-dtype.md): ``set_default_torch_dtype`` sets the
+default for its block and restores the previous one on every way out."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from . import strategies as lst
+
+floating = st.sampled_from(lst.DEFAULT_DTYPES)
+
+
+class PlantedError(Exception):
+    """Raised by a test body on purpose."""
+
+
+def _leave(how: str) -> None:
+    if how == "exception":
+        raise PlantedError("body raised on purpose")
+    if how == "keyboard-interrupt":
+        raise KeyboardInterrupt
+
+
+def _run_block(set_default_torch_dtype, dtype: torch.dtype, how: str) -> torch.dtype:
+    """Run one block that leaves ``how``; return the default dtype seen inside."""
+    if how == "generator-closed":
+        seen = []
+
+        def producer():
+            with set_default_torch_dtype(dtype):
+                seen.append(torch.get_default_dtype())
+                yield 1
+                yield 2
+
+        stream = producer()
+        next(stream)
+        stream.close()  # GeneratorExit is raised inside the with block
+        return seen[0]
+    inside = None
+    try:
+        with set_default_torch_dtype(dtype):
+            inside = torch.get_default_dtype()
+            _leave(how)
+    except (PlantedError, KeyboardInterrupt) as error:
+        assert how != "return", f"the block raised {error!r} although the body returned"
+    else:
+        assert how == "return", f"DT-3: the body left by {how} but the exception was swallowed"
+    return inside
+
+
+@pytest.mark.req("DT-1", "DT-2", "DT-3")
+@given(before=floating, dtype=floating, how=st.sampled_from(lst.BODY_EXITS))
+def test_default_is_set_inside_and_restored_after(impl, before, dtype, how):
+    torch.set_default_dtype(before)
+    inside = _run_block(impl.set_default_torch_dtype, dtype, how)
+    after = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    assert inside == dtype, f"DT-1: inside the block the default was {inside}, not {dtype}"
+    assert after == before, f"DT-2/DT-3: after a body that left by {how}, the default is {after}, was {before}"
+
+
+@pytest.mark.req("DT-4")
+@given(
+    before=floating,
+    levels=st.lists(st.tuples(floating, st.sampled_from(lst.BODY_EXITS)), min_size=1, max_size=4),
+)
+def test_nested_blocks_restore_their_own_entry_dtype(impl, before, levels):
+    set_default_torch_dtype = impl.set_default_torch_dtype
+    torch.set_default_dtype(before)
+    observed: list[tuple[int, torch.dtype, torch.dtype]] = []
+
+    def nest(depth: int) -> None:
+        dtype, how = levels[depth]
+        entry = torch.get_default_dtype()
+        try:
+            with set_default_torch_dtype(dtype):
+                if depth + 1 < len(levels):
+                    nest(depth + 1)
+                _leave("exception" if how == "generator-closed" else how)
+        except (PlantedError, KeyboardInterrupt):
+            pass
+        observed.append((depth, entry, torch.get_default_dtype()))
+
+    nest(0)
+    final = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    for depth, entry, after in observed:
+        assert after == entry, f"DT-4: level {depth} was entered with {entry} and left {after}"
+    assert final == before, f"DT-4: after all levels the default is {final}, was {before}"
+
+
+@pytest.mark.req("DT-5", "DT-6")
+@given(before=floating, bad=lst.non_default_dtypes)
+def test_non_default_dtype_is_rejected_and_changes_nothing(impl, before, bad):
+    torch.set_default_dtype(before)
+    ran = []
+    with pytest.raises(TypeError) as raised:
+        with impl.set_default_torch_dtype(bad):
+            ran.append(True)
+    after = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    assert not ran, f"DT-5: the body ran with {bad!r}"
+    assert after == before, f"DT-5: rejecting {bad!r} changed the default from {before} to {after}"
+    assert re.search(re.escape(str(bad)), str(raised.value)), (
+        f"DT-6: the error does not name {bad!r}: {raised.value}"
+    )
