@@ -14,15 +14,21 @@ from collections.abc import Iterator
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, Verbosity, settings
-
 from loaderspec.conform.adapter import Adapter, load_adapter
 
-from .support import simulated_device
+from .support import model_folders, simulated_device
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-_COMMON = {"suppress_health_check": [HealthCheck.too_slow, HealthCheck.differing_executors]}
+# Function-scoped fixtures here (impl, accelerator, pin_memory) hold no per-example state.
+_COMMON = {
+    "suppress_health_check": [
+        HealthCheck.too_slow,
+        HealthCheck.differing_executors,
+        HealthCheck.function_scoped_fixture,
+    ]
+}
 settings.register_profile(
     "ci", derandomize=True, deadline=None, print_blob=True, max_examples=60, database=None, **_COMMON
 )
@@ -62,10 +68,10 @@ def _accelerators() -> list[pytest.param]:
     return params
 
 
-@pytest.fixture(scope="session", params=_accelerators())
-def accelerator(request: pytest.FixtureRequest) -> torch.device:
-    """Every accelerator present: CUDA when there is one, and the simulated device always."""
-    if request.param == "cuda":
+def _device(kind: str) -> torch.device:
+    if kind == "cpu":
+        return torch.device("cpu")
+    if kind == "cuda":
         return torch.device("cuda", torch.cuda.current_device())
     try:
         return simulated_device.simulated_device()
@@ -73,11 +79,29 @@ def accelerator(request: pytest.FixtureRequest) -> torch.device:
         pytest.skip(f"simulated device unavailable: {error}")
 
 
+@pytest.fixture(scope="session", params=_accelerators())
+def accelerator(request: pytest.FixtureRequest) -> torch.device:
+    """Every accelerator present: CUDA when there is one, and the simulated device always."""
+    return _device(request.param)
+
+
+@pytest.fixture(scope="session", params=[pytest.param("cpu", id="cpu"), *_accelerators()])
+def target(request: pytest.FixtureRequest) -> torch.device:
+    """The CPU, then every accelerator: targets of the post-loading pass."""
+    return _device(request.param)
+
+
 @pytest.fixture(params=[False, True], ids=["unpinned", "pinned"])
 def pin_memory(request: pytest.FixtureRequest, impl: Adapter, accelerator: torch.device) -> Iterator[bool]:
     """Both answers of ``is_pin_memory_available``, as the device context sees it."""
     with impl.pin_memory_available(request.param):
         yield request.param
+
+
+@pytest.fixture(scope="session")
+def llama_folder(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny Llama model folder (config only), shared by the tests that need any model."""
+    return model_folders.write_llama_folder(tmp_path_factory.mktemp("llama"))
 
 
 @pytest.fixture(autouse=True)

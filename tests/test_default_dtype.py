@@ -61,7 +61,9 @@ def test_default_is_set_inside_and_restored_after(impl, before, dtype, how):
     after = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
     assert inside == dtype, f"DT-1: inside the block the default was {inside}, not {dtype}"
-    assert after == before, f"DT-2/DT-3: after a body that left by {how}, the default is {after}, was {before}"
+    assert after == before, (
+        f"DT-2/DT-3: after a body that left by {how}, the default is {after}, was {before}"
+    )
 
 
 @pytest.mark.req("DT-4")

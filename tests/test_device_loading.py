@@ -106,7 +106,9 @@ def check_device_round_trip(
             assert (now.size, now.stride, now.dtype) == (final.size, final.stride, final.dtype), (
                 f"DL-4: {name} was restored as {now.describe()}, the body left {final.describe()}"
             )
-            assert now.content == final.content, f"DL-4: {name} restored with other bytes ({final.describe()})"
+            assert now.content == final.content, (
+                f"DL-4: {name} restored with other bytes ({final.describe()})"
+            )
             if param.untyped_storage().nbytes() > 0:
                 assert param.is_pinned() == pinned, (
                     f"DL-5: {name} restored with is_pinned()={param.is_pinned()}, pinned memory "
@@ -156,15 +158,22 @@ class _FailsToMove(torch.Tensor):
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
-        if func is torch.Tensor.to:
+        kwargs = kwargs or {}
+        if func is torch.Tensor.to and _leaves_cpu(*args[1:], *kwargs.values()):
             raise PlantedError("planted failure while moving a parameter")
-        return super().__torch_function__(func, types, args, kwargs or {})
+        return super().__torch_function__(func, types, args, kwargs)
 
 
-@pytest.mark.req("DL-7")
-@given(spec=lst.module_specs(allow_on_target=False), failing=st.integers(0, 7))
-def test_failed_move_is_undone(impl, accelerator, spec, failing):
-    module = lst.build_module(spec, accelerator)
+def _leaves_cpu(*arguments: object) -> bool:
+    devices = [a for a in arguments if isinstance(a, (torch.device, str))]
+    return any(torch.device(d).type != "cpu" for d in devices)
+
+
+def check_failed_move_is_undone(
+    device_loading_context: DeviceContext, spec: lst.ModuleSpec, failing: int, target: torch.device
+) -> None:
+    """DL-7 for one example: the ``failing``-th parameter cannot be moved to ``target``."""
+    module = lst.build_module(spec, target)
     names = [name for name, _ in module.named_parameters()]
     if not names:
         module.register_parameter("weight", torch.nn.Parameter(torch.zeros(2), requires_grad=False))
@@ -176,13 +185,19 @@ def test_failed_move_is_undone(impl, accelerator, spec, failing):
     )
     before = {name: Snapshot.of(p) for name, p in module.named_parameters()}
     with pytest.raises(PlantedError):
-        with impl.device_loading_context(module, accelerator):
+        with device_loading_context(module, target):
             pytest.fail("DL-7: the body ran although a parameter failed to move")
     for name, param in module.named_parameters():
         assert param.device.type == "cpu", (
             f"DL-7: moving {doomed} failed, and {name} was left on {param.device}"
         )
         assert raw_bytes(param) == before[name].content, f"DL-7: {name} changed value"
+
+
+@pytest.mark.req("DL-7")
+@given(spec=lst.module_specs(allow_on_target=False), failing=st.integers(0, 7))
+def test_failed_move_is_undone(impl, accelerator, spec, failing):
+    check_failed_move_is_undone(impl.device_loading_context, spec, failing, accelerator)
 
 
 @pytest.mark.req("DL-8")

@@ -169,4 +169,3 @@ def get_current_prefix() -> str | None:
 def get_current_check_compile() -> bool:
     """The ``check_compile`` flag of the innermost ``set_current_vllm_config`` block."""
     return _current.check_compile
-

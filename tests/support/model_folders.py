@@ -14,7 +14,7 @@ from transformers import LlamaConfig
 CUSTOM_ARCH = "LoaderspecCustomForCausalLM"
 """An architecture no registry and no transformers release knows: only its auto_map finds it."""
 
-_CONFIGURATION_CODE = '''\
+_CONFIGURATION_CODE = """\
 import os
 
 from transformers import PretrainedConfig
@@ -34,9 +34,9 @@ class CustomConfig(PretrainedConfig):
         self.num_attention_heads = num_attention_heads
         self.num_hidden_layers = num_hidden_layers
         super().__init__(**kwargs)
-'''
+"""
 
-_MODELING_CODE = '''\
+_MODELING_CODE = """\
 import os
 
 import torch
@@ -59,7 +59,7 @@ class CustomModel(PreTrainedModel):
 
 class CustomForCausalLM(CustomModel):
     pass
-'''
+"""
 
 
 def write_llama_folder(path: Path, architectures: list[str] | None = None, **overrides: object) -> Path:

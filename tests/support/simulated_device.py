@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,10 @@ def _compile_flags() -> tuple[list[str], list[str]]:
 
         includes = [str(p) for p in include_paths()]
     except ImportError:  # cpp_extension imports setuptools; these are its CPU-build paths
-        includes = [str(torch_dir / "include"), str(torch_dir / "include" / "torch" / "csrc" / "api" / "include")]
+        includes = [
+            str(torch_dir / "include"),
+            str(torch_dir / "include" / "torch" / "csrc" / "api" / "include"),
+        ]
     abi = int(bool(torch._C._GLIBCXX_USE_CXX11_ABI))
     cflags = [
         "-shared",
@@ -157,10 +161,10 @@ def build_library(cache_dir: Path | None = None) -> Path:
 
     The file name carries a sha256 of the C++ source, ``torch.__version__``,
     the compiler flags and the compiler's identity, so any change rebuilds.
-    A cache hit runs no subprocess at all.  A build writes to a temporary file
-    in the cache folder and ``os.replace``-s it into place, so concurrent
-    builders (parallel pytest workers) are safe: the last one wins with an
-    identical file.
+    A cache hit runs no subprocess at all.  A cold build takes an exclusive
+    lock file in the cache folder (so parallel pytest workers compile once and
+    the others wait for it), writes to a temporary file there and
+    ``os.replace``-s it into place, so no reader ever sees a partial library.
 
     Raises:
         SimulatedDeviceUnavailable: no compiler, or the build failed (the
@@ -180,12 +184,42 @@ def build_library(cache_dir: Path | None = None) -> Path:
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise SimulatedDeviceUnavailable(f"cannot create the cache folder {folder}: {exc}") from exc
+    # One builder at a time per library (others wait, then find it built);
+    # the temp-file + os.replace keeps the result atomic even without the lock.
+    with _build_lock(folder / f".{target.name}.lock"):
+        if not target.is_file():
+            _compile(compiler, cflags, ldflags, target)
+    return target
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (no-op where fcntl is unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise SimulatedDeviceUnavailable(f"cannot write to the cache folder {path.parent}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _compile(compiler: list[str], cflags: list[str], ldflags: list[str], target: Path) -> None:
+    """Compile the backend into a temp file next to `target`, then rename it into place."""
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
     except OSError as exc:
-        raise SimulatedDeviceUnavailable(
-            f"cannot write to the cache folder {folder}: {exc}"
-        ) from exc
+        raise SimulatedDeviceUnavailable(f"cannot write to the cache folder {target.parent}: {exc}") from exc
     tmp = Path(tmp_name)
     cmd = [*compiler, *cflags, str(_SOURCE), "-o", str(tmp), *ldflags]
     try:
@@ -199,9 +233,7 @@ def build_library(cache_dir: Path | None = None) -> Path:
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SimulatedDeviceUnavailable(
-                f"could not run the C++ compiler {compiler[0]}: {exc}"
-            ) from exc
+            raise SimulatedDeviceUnavailable(f"could not run the C++ compiler {compiler[0]}: {exc}") from exc
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout or "")[-_STDERR_TAIL_CHARS:]
             raise SimulatedDeviceUnavailable(
@@ -213,7 +245,6 @@ def build_library(cache_dir: Path | None = None) -> Path:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    return target
 
 
 # ---------------------------------------------------------------------------
@@ -306,9 +337,7 @@ def _install() -> None:
         "aten::_has_compatible_shallow_copy_type", "PrivateUse1"
     ):
         if torch._C._dispatch_has_kernel_for_dispatch_key("aten::empty_strided", "PrivateUse1"):
-            raise SimulatedDeviceUnavailable(
-                "another PrivateUse1 backend is already loaded in this process"
-            )
+            raise SimulatedDeviceUnavailable("another PrivateUse1 backend is already loaded in this process")
         lib = build_library()
         try:
             torch.ops.load_library(str(lib))

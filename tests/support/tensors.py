@@ -9,7 +9,10 @@ import torch
 
 def raw_bytes(tensor: torch.Tensor) -> bytes:
     """The tensor's elements as bytes, in logical order, wherever it lives (NaN payloads kept)."""
-    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    if tensor.numel() == 0:
+        return b""
+    flat = torch.empty(tensor.numel(), dtype=tensor.dtype)
+    flat.copy_(tensor.detach().reshape(-1).to("cpu"))
     if flat.dtype == torch.bool:
         flat = flat.to(torch.uint8)
     return flat.view(torch.uint8).numpy().tobytes()

@@ -1,0 +1,276 @@
+"""Floors: what the measured paths cannot beat, measured in the same run as the figures.
+
+* :func:`traversal_floor`: the two bare ``named_modules()`` passes of
+  ``process_weights_after_loading`` with the same type checks (spec PW-1, PW-2, PW-4) and
+  nothing else: no hook call, no device context.
+* :func:`post_loading_floor`: the traversal floor, plus the quantize hooks called directly
+  on the quantized modules, plus, for parameters on the host with an accelerator target,
+  the round trip done with plain copies into preallocated buffers (spec PW-3 without the
+  context's allocations).
+* :func:`copy_floor`: the bytes of a round trip moved with plain tensor copies into
+  preallocated buffers (device <- host, host <- device): the copy bandwidth that
+  ``device_loading_context`` (DL-2, DL-4) cannot beat. Host buffers are pinned when the
+  context would pin (DL-5).
+* :func:`measure_host_memory`: host bytes held after the restore, against the parameters'
+  bytes (the floor is the parameters' bytes: ratio 1.0).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from loaderspec.conform.adapter import Adapter, NotProvided
+
+from .measure import synchronize
+
+
+class _NeverInstance:
+    """Stands for a class the adapter does not provide: nothing is an instance of it."""
+
+
+def _collaborator(adapter: Adapter, name: str) -> type:
+    try:
+        return adapter.lookup(name)
+    except NotProvided:
+        return _NeverInstance
+
+
+def traversal_floor(adapter: Adapter, model: nn.Module) -> Callable[[], None]:
+    """Two bare ``named_modules()`` passes with the checks of ``process_weights_after_loading``.
+
+    Pass 1 (PW-1/PW-2): ``isinstance(module, QKVCrossParallelLinear)``, then
+    ``isinstance(getattr(module, "quant_method", None), QuantizeMethodBase)``. Pass 2
+    (PW-4): ``isinstance(module, Attention) and hasattr(module, "process_weights_after_loading")``.
+    """
+    qkv_cross = _collaborator(adapter, "QKVCrossParallelLinear")
+    method_base = _collaborator(adapter, "QuantizeMethodBase")
+    attention = _collaborator(adapter, "Attention")
+
+    def floor() -> None:
+        for _, module in model.named_modules():
+            if isinstance(module, qkv_cross):
+                continue
+            if isinstance(getattr(module, "quant_method", None), method_base):
+                pass
+        for _, module in model.named_modules():
+            if isinstance(module, attention) and hasattr(module, "process_weights_after_loading"):
+                pass
+
+    return floor
+
+
+def pin_like_context(target: torch.device) -> bool:
+    """Whether host buffers should be pinned, as the device context pins them (DL-5).
+
+    The reference pins iff pinned memory can be allocated here; vLLM's CPU platform
+    answers False, so against vLLM on the simulated device this floor pins and vLLM does not.
+    """
+    if target.type == "cpu":
+        return False
+    try:
+        return torch.empty(1, pin_memory=True).is_pinned()
+    except RuntimeError:
+        return False
+
+
+@dataclass
+class _Staged:
+    param: nn.Parameter
+    device_buffer: torch.Tensor  # flat bytes on the target
+    host_buffer: torch.Tensor  # flat bytes on the host
+
+
+def _flat_bytes(nbytes: int, device: torch.device, pin: bool) -> torch.Tensor:
+    if device.type == "cpu":
+        return torch.empty(nbytes, dtype=torch.uint8, pin_memory=pin)
+    return torch.empty(nbytes, dtype=torch.uint8, device=device)
+
+
+def _view(buffer: torch.Tensor, like: torch.Tensor) -> torch.Tensor | None:
+    """``buffer``'s first bytes viewed as a contiguous tensor shaped like ``like`` (None if it cannot)."""
+    if like.nbytes > buffer.numel() or not like.is_contiguous():
+        return None
+    return buffer[: like.nbytes].view(like.dtype).view(like.shape)
+
+
+def copy_floor(params: list[torch.Tensor], target: torch.device) -> Callable[[], None]:
+    """Plain copies of ``params``' bytes host -> target -> host, into preallocated buffers.
+
+    Buffers are allocated (and touched) once, here; the returned callable only copies.
+    """
+    pin = pin_like_context(target)
+    pairs = []
+    for p in params:
+        device_buffer = torch.empty_like(p, device=target)
+        host_buffer = torch.empty(p.shape, dtype=p.dtype, pin_memory=pin)
+        device_buffer.copy_(p)
+        host_buffer.copy_(device_buffer)
+        pairs.append((p, device_buffer, host_buffer))
+    synchronize(target)
+
+    def floor() -> None:
+        for source, device_buffer, host_buffer in pairs:
+            device_buffer.copy_(source)
+            host_buffer.copy_(device_buffer)
+        synchronize(target)
+
+    return floor
+
+
+def post_loading_floor(adapter: Adapter, model: nn.Module, target: torch.device) -> Callable[[], None]:
+    """The traversal floor + the quantize hooks called directly + staged copies for host parameters.
+
+    For a quantized module with parameters on the host and an accelerator target, each
+    such parameter is copied into a preallocated device buffer, the hook runs, and the
+    result is copied back into a preallocated host buffer (a fresh host tensor only if the
+    hook's result does not fit it). The model is left equivalent (same values, devices,
+    shapes, dtypes), so figure and floor can alternate on one model.
+    """
+    bare = traversal_floor(adapter, model)
+    method_base = _collaborator(adapter, "QuantizeMethodBase")
+    pin = pin_like_context(target)
+    plan: list[tuple[nn.Module, Any, list[_Staged]]] = []
+    for _, module in model.named_modules():
+        method = getattr(module, "quant_method", None)
+        if not isinstance(method, method_base):
+            continue
+        staged = []
+        if target.type != "cpu":
+            for _, p in module.named_parameters():
+                if p.device.type == "cpu":
+                    staged.append(
+                        _Staged(p, _flat_bytes(p.nbytes, target, False), _flat_bytes(p.nbytes, p.device, pin))
+                    )
+        plan.append((module, method, staged))
+
+    def floor() -> None:
+        bare()
+        for module, method, staged in plan:
+            for s in staged:
+                on_device = _view(s.device_buffer, s.param.data)
+                assert on_device is not None
+                on_device.copy_(s.param.data)
+                s.param.data = on_device
+            method.process_weights_after_loading(module)
+            for s in staged:
+                result = s.param.data
+                host = _view(s.host_buffer, result)
+                if host is None:
+                    host = torch.empty(result.shape, dtype=result.dtype, pin_memory=pin)
+                host.copy_(result)
+                s.param.data = host
+        synchronize(target)
+
+    return floor
+
+
+# ---------------------------------------------------------------------------
+# Host memory
+# ---------------------------------------------------------------------------
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+_LIBC: Any = None
+
+
+def _malloc_trim() -> bool:
+    """Return free heap memory to the system (glibc); False where there is no malloc_trim."""
+    global _LIBC
+    if _LIBC is None:
+        name = ctypes.util.find_library("c")
+        _LIBC = ctypes.CDLL(name) if name else False
+    trim = getattr(_LIBC, "malloc_trim", None) if _LIBC else None
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+def next_power_of_two(n: int) -> int:
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
+@dataclass
+class HostMemory:
+    """Host bytes attributable to the offloaded parameters, before and after the post-loading pass."""
+
+    source: str  # "cuda-host-allocator" or "rss"
+    param_bytes: int
+    held_before: int
+    held_after: int
+    held_after_trim: int | None
+    predicted_pow2_bytes: int
+    """What a power-of-two-rounding pinned allocator (CUDA's, vLLM #56410) would hold for one copy."""
+
+    @property
+    def ratio_after(self) -> float:
+        return self.held_after / self.param_bytes
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "param_bytes": self.param_bytes,
+            "held_before": self.held_before,
+            "held_after": self.held_after,
+            "held_after_trim": self.held_after_trim,
+            "ratio_before": self.held_before / self.param_bytes,
+            "ratio_after": self.ratio_after,
+            "ratio_after_trim": None
+            if self.held_after_trim is None
+            else self.held_after_trim / self.param_bytes,
+            "predicted_pow2_ratio": self.predicted_pow2_bytes / self.param_bytes,
+        }
+
+
+def _host_counter(target: torch.device) -> tuple[str, Callable[[], int]]:
+    if target.type == "cuda":
+        return "cuda-host-allocator", lambda: int(torch.cuda.host_memory_stats().get("allocated_bytes.current", 0))
+    return "rss", _rss_bytes
+
+
+def measure_host_memory(
+    build: Callable[[], tuple[nn.Module, Callable[[nn.Module], None]]], target: torch.device
+) -> HostMemory:
+    """Build a model (``build`` returns it and the pass to run), run the pass once, count host bytes.
+
+    ``held`` is host bytes now minus host bytes before the build, less the bytes of
+    parameters on the target when the target's memory is host memory (the simulated
+    device). On CUDA the count is the pinned host allocator's ``allocated_bytes`` (blocks
+    owned, active or cached, rounded as allocated); elsewhere it is the process RSS, which
+    includes what malloc keeps after a free (``held_after_trim``: after ``malloc_trim``).
+    """
+    source, counter = _host_counter(target)
+    gc.collect()
+    _malloc_trim()
+    start = counter()
+    model, run = build()
+    host_params = [p for p in model.parameters() if p.device.type == "cpu"]
+    param_bytes = sum(p.nbytes for p in host_params)
+    on_target = sum(p.nbytes for p in model.parameters() if p.device.type != "cpu")
+    target_in_host = on_target if (source == "rss" and target.type != "cpu") else 0
+    predicted = sum(next_power_of_two(p.nbytes) for p in host_params)
+    gc.collect()
+    before = counter() - start - target_in_host
+    run(model)
+    synchronize(target)
+    gc.collect()
+    after = counter() - start - target_in_host
+    after_trim = None
+    if source == "rss" and _malloc_trim():
+        after_trim = counter() - start - target_in_host
+    del model, host_params
+    gc.collect()
+    return HostMemory(source, param_bytes, before, after, after_trim, predicted)

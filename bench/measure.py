@@ -1,0 +1,130 @@
+"""Timing: several rounds of each contender, interleaved, reported as median with spread.
+
+Rules (from the benchmark issue): a figure is the median of several rounds, shown with
+its spread (the interquartile range relative to the median); a figure whose spread is
+above :data:`NOISY_SPREAD` is labelled ``noisy``, never dropped. Nothing here fails on a
+time.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+NOISY_SPREAD = 0.10
+"""A series whose IQR is above 10% of its median is labelled noisy."""
+
+
+@dataclass
+class Series:
+    """The per-call durations (seconds) of one contender."""
+
+    name: str
+    times: list[float] = field(default_factory=list)
+    iterations: int = 1
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def quartiles(self) -> tuple[float, float]:
+        if len(self.times) < 2:
+            return self.times[0], self.times[0]
+        q1, _, q3 = statistics.quantiles(self.times, n=4, method="inclusive")
+        return q1, q3
+
+    @property
+    def spread(self) -> float:
+        """IQR / median (0 for a single round)."""
+        q1, q3 = self.quartiles
+        return (q3 - q1) / self.median if self.median > 0 else 0.0
+
+    @property
+    def noisy(self) -> bool:
+        return self.spread > NOISY_SPREAD
+
+    def as_dict(self) -> dict[str, object]:
+        q1, q3 = self.quartiles
+        return {
+            "median_s": self.median,
+            "q1_s": q1,
+            "q3_s": q3,
+            "min_s": min(self.times),
+            "max_s": max(self.times),
+            "spread": self.spread,
+            "noisy": self.noisy,
+            "rounds": len(self.times),
+            "iterations": self.iterations,
+            "times_s": list(self.times),
+        }
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued work (CUDA); a no-op for synchronous devices."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def calibrate(fn: Callable[[], object], min_round_s: float) -> int:
+    """How many calls make a round last at least ``min_round_s`` (1 for slow calls)."""
+    start = time.perf_counter()
+    fn()
+    once = time.perf_counter() - start
+    if once >= min_round_s:
+        return 1
+    return max(1, min(10_000, int(min_round_s / max(once, 1e-7)) + 1))
+
+
+def interleaved(
+    contenders: Mapping[str, Callable[[], object]],
+    *,
+    rounds: int,
+    warmup: int = 1,
+    min_round_s: float = 0.002,
+    disable_gc: bool = True,
+) -> dict[str, Series]:
+    """Time each contender ``rounds`` times, alternating them round by round.
+
+    Each round runs every contender once (``iterations`` calls, calibrated so a round is
+    at least ``min_round_s``), the order rotating by one each round, so drift of the
+    machine (frequency, neighbours) falls on all contenders alike. The garbage collector
+    is collected once, then kept off while timing (as ``--benchmark-disable-gc``).
+    """
+    names = list(contenders)
+    for _ in range(warmup):
+        for name in names:
+            contenders[name]()
+    iterations = {name: calibrate(contenders[name], min_round_s) for name in names}
+    series = {name: Series(name, iterations=iterations[name]) for name in names}
+    gc.collect()
+    was_enabled = gc.isenabled()
+    if disable_gc:
+        gc.disable()
+    try:
+        for index in range(rounds):
+            shift = index % len(names)
+            for name in names[shift:] + names[:shift]:
+                fn, n = contenders[name], iterations[name]
+                start = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                series[name].times.append((time.perf_counter() - start) / n)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return series
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration with a unit that keeps 3-4 significant digits."""
+    if seconds >= 1:
+        return f"{seconds:.3f}s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f}ms"
+    return f"{seconds * 1e6:.1f}us"

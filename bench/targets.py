@@ -1,0 +1,85 @@
+"""Targets: the CPU, and the accelerator at hand (CUDA, else the simulated device)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def simulated_device() -> tuple[torch.device | None, str]:
+    """The simulated device (``sim:0``) and ``""``, or None and why it is unavailable."""
+    try:
+        from loaderspec_suites.support.simulated_device import SimulatedDeviceUnavailable
+        from loaderspec_suites.support.simulated_device import simulated_device as build
+    except ImportError as error:
+        return None, f"the simulated device module cannot be imported ({error})"
+    try:
+        return build(), ""
+    except SimulatedDeviceUnavailable as error:
+        return None, str(error)
+
+
+def default_targets() -> tuple[list[torch.device], list[str]]:
+    """``[cpu, cuda]`` on a CUDA machine, else ``[cpu, sim]`` where the simulated device builds.
+
+    The simulated device is not installed next to CUDA: it takes over the pinned host
+    allocator of the process. Returns the targets and notes on what is missing.
+    """
+    targets = [torch.device("cpu")]
+    notes: list[str] = []
+    if torch.cuda.is_available():
+        targets.append(torch.device("cuda", torch.cuda.current_device()))
+        return targets, notes
+    sim, why = simulated_device()
+    if sim is None:
+        notes.append(f"simulated device unavailable, CPU target only: {why}")
+    else:
+        targets.append(sim)
+    return targets, notes
+
+
+def parse_targets(spec: str) -> tuple[list[torch.device], list[str]]:
+    """``"auto"`` or a comma list of ``cpu``, ``sim``, ``cuda`` (unavailable ones are noted, not fatal)."""
+    if spec == "auto":
+        return default_targets()
+    targets: list[torch.device] = []
+    notes: list[str] = []
+    for name in (part.strip() for part in spec.split(",") if part.strip()):
+        if name == "cpu":
+            targets.append(torch.device("cpu"))
+        elif name == "cuda":
+            if torch.cuda.is_available():
+                targets.append(torch.device("cuda", torch.cuda.current_device()))
+            else:
+                notes.append("cuda requested but torch.cuda.is_available() is False")
+        elif name == "sim":
+            sim, why = simulated_device()
+            if sim is None:
+                notes.append(f"sim requested but unavailable: {why}")
+            else:
+                targets.append(sim)
+        else:
+            raise ValueError(f"unknown target {name!r}; expected auto or a comma list of cpu, sim, cuda")
+    return targets, notes
+
+
+def describe_machine() -> str:
+    """CPU model, core count, memory, torch version, and the GPU if any."""
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        memory = f", {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB"
+    except (ValueError, OSError):
+        pass
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu} x{os.cpu_count()}{memory}, torch {torch.__version__} ({torch.get_num_threads()} threads){gpu}"
