@@ -61,9 +61,7 @@ def test_default_is_set_inside_and_restored_after(impl, before, dtype, how):
     after = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
     assert inside == dtype, f"DT-1: inside the block the default was {inside}, not {dtype}"
-    assert after == before, (
-        f"DT-2/DT-3: after a body that left by {how}, the default is {after}, was {before}"
-    )
+    assert after == before, f"DT-2/DT-3: after a body that left by {how}, the default is {after}, was {before}"
 
 
 @pytest.mark.req("DT-4")
@@ -108,6 +106,4 @@ def test_non_default_dtype_is_rejected_and_changes_nothing(impl, before, bad):
     torch.set_default_dtype(torch.float32)
     assert not ran, f"DT-5: the body ran with {bad!r}"
     assert after == before, f"DT-5: rejecting {bad!r} changed the default from {before} to {after}"
-    assert re.search(re.escape(str(bad)), str(raised.value)), (
-        f"DT-6: the error does not name {bad!r}: {raised.value}"
-    )
+    assert re.search(re.escape(str(bad)), str(raised.value)), f"DT-6: the error does not name {bad!r}: {raised.value}"

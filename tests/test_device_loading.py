@@ -106,13 +106,10 @@ def check_device_round_trip(
             assert (now.size, now.stride, now.dtype) == (final.size, final.stride, final.dtype), (
                 f"DL-4: {name} was restored as {now.describe()}, the body left {final.describe()}"
             )
-            assert now.content == final.content, (
-                f"DL-4: {name} restored with other bytes ({final.describe()})"
-            )
+            assert now.content == final.content, f"DL-4: {name} restored with other bytes ({final.describe()})"
             if param.untyped_storage().nbytes() > 0:
                 assert param.is_pinned() == pinned, (
-                    f"DL-5: {name} restored with is_pinned()={param.is_pinned()}, pinned memory "
-                    f"available={pinned}"
+                    f"DL-5: {name} restored with is_pinned()={param.is_pinned()}, pinned memory available={pinned}"
                 )
         else:
             assert now.data_ptr == final.data_ptr and now.device == final.device, (
@@ -188,9 +185,7 @@ def check_failed_move_is_undone(
         with device_loading_context(module, target):
             pytest.fail("DL-7: the body ran although a parameter failed to move")
     for name, param in module.named_parameters():
-        assert param.device.type == "cpu", (
-            f"DL-7: moving {doomed} failed, and {name} was left on {param.device}"
-        )
+        assert param.device.type == "cpu", f"DL-7: moving {doomed} failed, and {name} was left on {param.device}"
         assert raw_bytes(param) == before[name].content, f"DL-7: {name} changed value"
 
 

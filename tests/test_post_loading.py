@@ -133,7 +133,7 @@ dtypes = st.sampled_from([torch.float16, torch.bfloat16, torch.float32])
 def test_each_hook_runs_once_in_order(impl, llama_folder, target, kinds, shared, dtype):
     log: list[Event] = []
     model = build_model(impl, kinds, shared, target, log)
-    kinds_by_module = {id(layer): kind for layer, kind in zip(model.layers, kinds)}
+    kinds_by_module = {id(layer): kind for layer, kind in zip(model.layers, kinds, strict=False)}
     model_config = impl.model_config(llama_folder, dtype=dtype)
 
     impl.process_weights_after_loading(model, model_config, target)
@@ -142,10 +142,7 @@ def test_each_hook_runs_once_in_order(impl, llama_folder, target, kinds, shared,
     expected = expected_events(model, kinds_by_module, model_config.dtype)
 
     def show(events):
-        return [
-            (e[0], kinds.index(kinds_by_module[id(e[1])]) if id(e[1]) in kinds_by_module else "?")
-            for e in events
-        ]
+        return [(e[0], kinds.index(kinds_by_module[id(e[1])]) if id(e[1]) in kinds_by_module else "?") for e in events]
 
     assert seen == expected, (
         f"PW-1/PW-2/PW-4: for layers {kinds} the hooks ran as {show(seen)}, expected {show(expected)}"
@@ -157,7 +154,7 @@ def test_each_hook_runs_once_in_order(impl, llama_folder, target, kinds, shared,
 def test_quantize_methods_run_inside_the_device_context(impl, llama_folder, accelerator, kinds, repack):
     log: list[Event] = []
     model = build_model(impl, kinds, [], accelerator, log, repack=repack)
-    offloaded = [layer for layer, kind in zip(model.layers, kinds) if kind == "offloaded"]
+    offloaded = [layer for layer, kind in zip(model.layers, kinds, strict=False) if kind == "offloaded"]
     impl.process_weights_after_loading(model, impl.model_config(llama_folder), accelerator)
     for event in log:
         if event.kind == "quant":
@@ -176,7 +173,7 @@ def test_a_failing_hook_stops_the_pass(impl, llama_folder, target, kinds, fail_a
     model = build_model(impl, kinds, [], target, log, fail_at=fail_at)
     snapshots = {
         id(layer): {name: raw_bytes(p) for name, p in layer.named_parameters()}
-        for layer, kind in zip(model.layers, kinds)
+        for layer, kind in zip(model.layers, kinds, strict=False)
         if kind == "offloaded"
     }
     quant_layers = sum(kind in ("quantized", "offloaded") for kind in kinds)
@@ -189,7 +186,7 @@ def test_a_failing_hook_stops_the_pass(impl, llama_folder, target, kinds, fail_a
     assert kinds_seen.count("quant") == fail_at and "attention" not in kinds_seen, (
         f"PW-5: after the quantize method failed at call {fail_at}, hooks still ran: {kinds_seen}"
     )
-    for layer, kind in zip(model.layers, kinds):
+    for layer, kind in zip(model.layers, kinds, strict=False):
         if kind == "offloaded":
             for name, p in layer.named_parameters():
                 assert p.device.type == "cpu", f"PW-5: a failed hook left {name} on {p.device}"

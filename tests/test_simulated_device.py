@@ -42,9 +42,7 @@ _DTYPE_NAMES = [
     "uint64",
     "bool",
 ]
-DTYPES = [
-    getattr(torch, name) for name in _DTYPE_NAMES if isinstance(getattr(torch, name, None), torch.dtype)
-]
+DTYPES = [getattr(torch, name) for name in _DTYPE_NAMES if isinstance(getattr(torch, name, None), torch.dtype)]
 FLOAT_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
 pytestmark = pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental:UserWarning")
@@ -230,9 +228,7 @@ def test_resize_and_set(sim: torch.device) -> None:
 def test_ops_fall_back_to_cpu(sim: torch.device) -> None:
     a = torch.arange(6.0).reshape(2, 3).to(sim)
     assert (a + torch.tensor(1.0)).device == sim  # 0-dim CPU tensors are allowed, as on CUDA
-    assert torch.equal(
-        (a @ a.t()).cpu(), torch.arange(6.0).reshape(2, 3) @ torch.arange(6.0).reshape(2, 3).t()
-    )
+    assert torch.equal((a @ a.t()).cpu(), torch.arange(6.0).reshape(2, 3) @ torch.arange(6.0).reshape(2, 3).t())
     with pytest.raises(RuntimeError, match="same device"):
         _ = a + torch.ones(2, 3)
     x = torch.randn(3, device=sim, requires_grad=True)

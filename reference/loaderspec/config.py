@@ -74,8 +74,7 @@ class ModelConfig:
         if self.hf_config is None:
             if not (Path(self.model) / "config.json").is_file():
                 raise FileNotFoundError(
-                    f"model folder {self.model!r} has no config.json (loaderspec reads "
-                    "local folders only, never a hub)"
+                    f"model folder {self.model!r} has no config.json (loaderspec reads local folders only, never a hub)"
                 )
             self.hf_config = AutoConfig.from_pretrained(
                 self.model,

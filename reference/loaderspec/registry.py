@@ -24,9 +24,7 @@ class _ModelRegistry:
         if not isinstance(model_arch, str) or not model_arch:
             raise TypeError(f"model_arch must be a non-empty str, got {model_arch!r}")
         if not (isinstance(model_cls, type) and issubclass(model_cls, nn.Module)):
-            raise TypeError(
-                f"model_cls for {model_arch!r} must be a torch.nn.Module subclass, got {model_cls!r}"
-            )
+            raise TypeError(f"model_cls for {model_arch!r} must be a torch.nn.Module subclass, got {model_cls!r}")
         if model_arch in self.models:
             logger.warning("Model architecture %s is already registered; overwriting it", model_arch)
         self.models[model_arch] = model_cls
@@ -45,8 +43,7 @@ class _ModelRegistry:
             if arch in self.models:
                 return self.models[arch], arch
         raise UnsupportedArchitectureError(
-            f"Model architectures {names} are not supported for now. "
-            f"Supported architectures: {sorted(self.models)}"
+            f"Model architectures {names} are not supported for now. Supported architectures: {sorted(self.models)}"
         )
 
 

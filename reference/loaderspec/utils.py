@@ -68,9 +68,7 @@ def set_default_torch_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(dtype)
     except TypeError as error:
         # torch refuses before changing anything, but its message omits the value (DT-6).
-        raise TypeError(
-            f"set_default_torch_dtype: {dtype!r} cannot be the default dtype ({error})"
-        ) from error
+        raise TypeError(f"set_default_torch_dtype: {dtype!r} cannot be the default dtype ({error})") from error
     try:
         yield
     finally:
@@ -221,9 +219,7 @@ def device_loading_context(module: nn.Module, target_device: torch.device) -> It
                     p.data = p.data.to(original_device)
 
 
-def process_weights_after_loading(
-    model: nn.Module, model_config: ModelConfig, target_device: torch.device
-) -> None:
+def process_weights_after_loading(model: nn.Module, model_config: ModelConfig, target_device: torch.device) -> None:
     """Run every post-loading hook of ``model``, once each.
 
     PW-1 each module's ``QuantizeMethodBase`` processes it, in ``named_modules``
@@ -416,9 +412,7 @@ def initialize_model(
     signatures = inspect.signature(model_class.__init__)
     all_params = [param.name for param in signatures.parameters.values()]
     new_style = "vllm_config" in all_params and "prefix" in all_params
-    supplied = (
-        ("vllm_config", "prefix") if new_style else tuple(n for n in OLD_STYLE_KWARGS if n in all_params)
-    )
+    supplied = ("vllm_config", "prefix") if new_style else tuple(n for n in OLD_STYLE_KWARGS if n in all_params)
     missing = [name for name in _required_init_params(model_class) if name not in supplied]
     if missing:
         # DIVERGENCE D-3: vLLM 0.9.2 wires the quantization config first and then

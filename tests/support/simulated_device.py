@@ -330,12 +330,8 @@ def _installed() -> bool:
 def _install() -> None:
     backend = torch._C._get_privateuse1_backend_name()
     if backend not in ("privateuseone", DEVICE_NAME):
-        raise SimulatedDeviceUnavailable(
-            f"the PrivateUse1 backend is already claimed by {backend!r} in this process"
-        )
-    if not torch._C._dispatch_has_kernel_for_dispatch_key(
-        "aten::_has_compatible_shallow_copy_type", "PrivateUse1"
-    ):
+        raise SimulatedDeviceUnavailable(f"the PrivateUse1 backend is already claimed by {backend!r} in this process")
+    if not torch._C._dispatch_has_kernel_for_dispatch_key("aten::_has_compatible_shallow_copy_type", "PrivateUse1"):
         if torch._C._dispatch_has_kernel_for_dispatch_key("aten::empty_strided", "PrivateUse1"):
             raise SimulatedDeviceUnavailable("another PrivateUse1 backend is already loaded in this process")
         lib = build_library()

@@ -183,8 +183,6 @@ def load_adapter(spec: str | None = None) -> Adapter:
             continue
         adapter = obj() if callable(obj) and not isinstance(obj, Adapter) else obj
         if not isinstance(adapter, Adapter):
-            raise AdapterError(
-                f"{module_name}:{candidate} is {type(adapter).__name__}, not a loaderspec Adapter"
-            )
+            raise AdapterError(f"{module_name}:{candidate} is {type(adapter).__name__}, not a loaderspec Adapter")
         return adapter
     raise AdapterError(f"module {module_name!r} defines none of {candidates}: it is not an adapter module")
