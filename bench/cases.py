@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-
 from loaderspec.conform.adapter import Adapter
+from torch import nn
 
 from . import floors, workloads
 from .measure import synchronize
@@ -32,6 +31,8 @@ class Prepared:
 
     run: Callable[[], None]
     floor: Callable[[], None]
+    setup: Callable[[], None] | None = None
+    """Run untimed before each call of ``run`` and of ``floor`` (they share the model)."""
     nbytes: int | None = None
     """Bytes making the round trip per call (for bytes per second), if any."""
     info: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +105,7 @@ def dense_case(method: str, target: torch.device, *, scale: int, offload: float 
         return Prepared(
             run=_post_loading_call(adapter, workload.model, config, target),
             floor=floors.post_loading_floor(adapter, workload.model, target),
+            setup=None if method == "noop" else workload.restorer(),
             nbytes=workload.offloaded_bytes or None,
             info={
                 "modules": workload.module_count,

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
-
 from loaderspec.conform.adapter import Adapter, NotProvided
+from torch import nn
 
 from .measure import synchronize
 

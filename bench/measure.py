@@ -88,19 +88,33 @@ def interleaved(
     warmup: int = 1,
     min_round_s: float = 0.002,
     disable_gc: bool = True,
+    setups: Mapping[str, Callable[[], object] | None] | None = None,
 ) -> dict[str, Series]:
     """Time each contender ``rounds`` times, alternating them round by round.
 
     Each round runs every contender once (``iterations`` calls, calibrated so a round is
     at least ``min_round_s``), the order rotating by one each round, so drift of the
-    machine (frequency, neighbours) falls on all contenders alike. The garbage collector
-    is collected once, then kept off while timing (as ``--benchmark-disable-gc``).
+    machine (frequency, neighbours) falls on all contenders alike. ``setups[name]``, when
+    given, runs untimed before each call of ``name`` (one call per round then): it puts
+    back the state a call changes, so every call does the same work. The garbage
+    collector is collected once, then kept off while timing (as ``--benchmark-disable-gc``).
     """
     names = list(contenders)
+    setups = setups or {}
+
+    def prepare(name: str) -> None:
+        setup = setups.get(name)
+        if setup is not None:
+            setup()
+
     for _ in range(warmup):
         for name in names:
+            prepare(name)
             contenders[name]()
-    iterations = {name: calibrate(contenders[name], min_round_s) for name in names}
+    iterations = {}
+    for name in names:
+        prepare(name)
+        iterations[name] = 1 if setups.get(name) else calibrate(contenders[name], min_round_s)
     series = {name: Series(name, iterations=iterations[name]) for name in names}
     gc.collect()
     was_enabled = gc.isenabled()
@@ -111,6 +125,7 @@ def interleaved(
             shift = index % len(names)
             for name in names[shift:] + names[:shift]:
                 fn, n = contenders[name], iterations[name]
+                prepare(name)
                 start = time.perf_counter()
                 for _ in range(n):
                     fn()

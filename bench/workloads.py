@@ -17,8 +17,10 @@ Three model families, each built against one adapter (quantize methods must subc
 
 Quantize methods (:func:`quant_methods`): ``noop`` does nothing, ``repack`` transposes each
 weight and makes it contiguous (assigned back to ``.data``), ``cast`` casts each weight
-to the other of two 2-byte dtypes (bfloat16 <-> float16). Repack and cast toggle, so every
-round of a benchmark does the same work on the same bytes.
+to the other of two 2-byte dtypes (bfloat16 -> float16, float16 -> bfloat16). Both replace
+``.data`` with a new tensor; the benchmarks put the original tensors back (untimed,
+:meth:`Workload.restorer`) before each call, so every call does the same work: bfloat16
+weights in the ``[out, in]`` layout.
 
 CPU offload (``offload_fraction``): the first ``ceil(fraction * layers)`` decoder layers
 keep their parameters on the host (pinned when pinned memory is available, as vLLM's
@@ -31,15 +33,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-
 from loaderspec.conform.adapter import Adapter, NotProvided
+from torch import nn
 
 METHODS = ("noop", "repack", "cast")
 """The quantize-method kinds, by name."""
@@ -280,6 +281,20 @@ class Workload:
     model_config: Any = None
     details: dict[str, Any] = field(default_factory=dict)
 
+    def restorer(self) -> Callable[[], None]:
+        """A callable putting back every parameter's current tensor (no copy).
+
+        Repack and cast replace ``.data`` with a new tensor and leave the old one intact,
+        so this undoes a pass exactly: the benchmarks run it, untimed, before each call.
+        """
+        pairs = [(p, p.data) for p in self.model.parameters()]
+
+        def restore() -> None:
+            for param, data in pairs:
+                param.data = data
+
+        return restore
+
     def quantized_modules(self) -> list[nn.Module]:
         """Modules holding a quantize method, in ``named_modules`` order (spec PW-1)."""
         return [m for _, m in self.model.named_modules() if getattr(m, "quant_method", None) is not None]
@@ -301,11 +316,12 @@ def _pin_for_offload(target: torch.device) -> bool:
         return False
 
 
-def _byte_counts(model: nn.Module) -> tuple[int, int, int]:
+def _byte_counts(model: nn.Module, target: torch.device) -> tuple[int, int, int]:
+    """Total parameter bytes, and bytes and count of parameters offloaded to the host."""
     total = offloaded = count = 0
     for p in model.parameters():
         total += p.nbytes
-        if p.device.type == "cpu":
+        if p.device.type == "cpu" and target.type != "cpu":
             offloaded += p.nbytes
             count += 1
     return total, offloaded, count
@@ -363,7 +379,7 @@ def dense_model(
     model.lm_head = BenchEmbedding(shape.vocab, shape.hidden, on_target, noop_cls(), g)
     model.logits_processor = Stateless()
 
-    total, offloaded_bytes, offloaded_params = _byte_counts(model)
+    total, offloaded_bytes, offloaded_params = _byte_counts(model, target)
     suffix = f"-offload{offload_fraction:g}" if target.type != "cpu" else ""
     return Workload(
         name=f"dense-s{scale}-{method}-{target.type}{suffix}",
@@ -439,7 +455,7 @@ def moe_model(
     model.logits_processor = Stateless()
 
     count = sum(1 for _ in model.named_modules())
-    total, offloaded_bytes, offloaded_params = _byte_counts(model)
+    total, offloaded_bytes, offloaded_params = _byte_counts(model, target)
     return Workload(
         name=f"moe-{_short_count(count)}-{method}-{target.type}",
         model=model,

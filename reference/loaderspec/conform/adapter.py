@@ -130,8 +130,14 @@ class Adapter:
         raise NotImplementedError
 
     def current_vllm_config(self) -> tuple[Any, str | None]:
-        """The (vllm_config, prefix) made current by ``set_current_vllm_config``."""
+        """The (vllm_config, prefix) made current by ``set_current_vllm_config``; outside
+        any such block, (None, None): not the default config a getter may make up."""
         raise NotImplementedError
+
+    def model_init_context(self, vllm_config: Any) -> contextlib.AbstractContextManager[None]:
+        """What building a real model class needs around ``initialize_model`` (vLLM: a
+        one-process distributed group). Default: nothing."""
+        return contextlib.nullcontext()
 
     @contextlib.contextmanager
     def pin_memory_available(self, available: bool) -> Iterator[None]:

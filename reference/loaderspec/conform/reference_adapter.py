@@ -92,7 +92,7 @@ class ReferenceAdapter(Adapter):
         return list(ModelRegistry.get_supported_archs())
 
     def current_vllm_config(self) -> tuple[Any, str | None]:
-        return config.get_current_vllm_config(), config.get_current_prefix()
+        return config._current.vllm_config, config.get_current_prefix()
 
     def pin_memory_available(self, available: bool) -> contextlib.AbstractContextManager[None]:
         return _patch_attribute(utils, "is_pin_memory_available", lambda: available)

@@ -1,0 +1,251 @@
+"""Architecture resolution (spec/architecture.md): ``get_model_architecture`` and
+friends pick the model class, with the Transformers fallback and quantized Mixtral."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from collections.abc import Iterator
+
+import pytest
+import torch
+import transformers
+from hypothesis import given
+from hypothesis import strategies as st
+
+from .support.model_folders import CUSTOM_ARCH, write_custom_code_folder
+
+BACKEND = "TransformersForCausalLM"
+MIXTRAL_HANDLES = ("fp8", "compressed-tensors", "gptq_marlin", "awq_marlin", "quark")
+QUANTIZATIONS = (None, "fp8", "gptq_marlin", "awq_marlin", "gptq", "awq", "bitsandbytes")
+TASKS = ("generate", "embed", "classify", "reward")
+MODEL_IMPLS = ("auto", "vllm", "transformers")
+
+
+def _toy(name: str) -> type[torch.nn.Module]:
+    return type(name, (torch.nn.Module,), {"__module__": __name__})
+
+
+TOYS = {
+    "LoaderspecToyForCausalLM": _toy("LoaderspecToyForCausalLM"),
+    "LoaderspecOtherForCausalLM": _toy("LoaderspecOtherForCausalLM"),
+    "MixtralForCausalLM": _toy("ToyMixtralForCausalLM"),
+    "QuantMixtralForCausalLM": _toy("ToyQuantMixtralForCausalLM"),
+}
+"""Classes the tests register; Mixtral names are taken over for the duration of a test."""
+
+ARCH_POOL = (*TOYS, CUSTOM_ARCH, BACKEND)
+
+
+@pytest.fixture(scope="module")
+def toys_registered(impl) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for arch, cls in TOYS.items():
+            stack.enter_context(impl.registered_model(arch, cls))
+        yield
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def utils_log(impl) -> Iterator[list[logging.LogRecord]]:
+    """Records the implementation's utils logger (vLLM's loggers do not propagate)."""
+    handler = _Collect()
+    logger = logging.getLogger(impl.utils_logger_name)
+    logger.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+
+
+def _expected(impl, archs, model_impl, quantization, compatible):
+    """The spec's decision (AR-1..AR-3, TF-3..TF-5): (resolved arch, None) or (None, error text)."""
+    supported = set(impl.supported_archs())
+    if model_impl == "transformers" or (model_impl == "auto" and not any(a in supported for a in archs)):
+        resolved = []
+        for arch in archs:
+            if arch == BACKEND:
+                resolved.append(arch)
+                continue
+            module = getattr(transformers, arch, None)
+            ok = module.is_backend_compatible() if module is not None else compatible
+            if not ok:
+                return None, arch
+            resolved.append(BACKEND)
+    elif quantization is not None and quantization not in MIXTRAL_HANDLES and "MixtralForCausalLM" in archs:
+        resolved = ["QuantMixtralForCausalLM"]
+    else:
+        resolved = list(archs)
+    first = next((arch for arch in resolved if arch in supported), None)
+    return (first, None) if first else (None, str(resolved))
+
+
+def _check_class(model_cls, arch, task):
+    base_name = TOYS[arch].__name__ if arch in TOYS else BACKEND
+    names = [c.__name__ for c in model_cls.__mro__]
+    if task in ("embed", "reward"):
+        assert model_cls.__name__ != base_name and base_name in names, (
+            f"AR-4: task {task!r} should wrap {base_name} in a pooling subclass, got {model_cls} (mro {names})"
+        )
+    else:
+        assert model_cls.__name__ == base_name, f"AR-4: task {task!r} should keep {base_name}, got {model_cls}"
+    if arch in TOYS:
+        assert issubclass(model_cls, TOYS[arch]), f"AR-3: {model_cls} is not the class registered as {arch}"
+
+
+@pytest.mark.req("AR-1", "AR-2", "AR-3", "AR-4", "AR-5", "AR-6", "TF-1", "TF-4", "TF-5")
+@given(
+    archs=st.lists(st.sampled_from(ARCH_POOL), min_size=1, max_size=3, unique=True),
+    model_impl=st.sampled_from(MODEL_IMPLS),
+    quantization=st.sampled_from(QUANTIZATIONS),
+    task=st.sampled_from(TASKS),
+    compatible=st.booleans(),
+)
+def test_decision_table(impl, toys_registered, tmp_path_factory, archs, model_impl, quantization, task, compatible):
+    folder = write_custom_code_folder(
+        tmp_path_factory.mktemp("model"), architectures=archs, backend_compatible=compatible
+    )
+    model_config = impl.model_config(
+        folder, model_impl=model_impl, quantization=quantization, task=task, trust_remote_code=True
+    )
+    written = list(model_config.hf_config.architectures)
+    expected_arch, error = _expected(impl, archs, model_impl, quantization, compatible)
+    case = f"architectures={archs} model_impl={model_impl} quantization={quantization} task={task}"
+
+    if expected_arch is None:
+        with pytest.raises(ValueError) as raised:
+            impl.get_model_architecture(model_config)
+        assert error.strip("[]'") in str(raised.value) or error in str(raised.value), (
+            f"AR-3/TF-4/TF-5: for {case} the error should name {error}: {raised.value}"
+        )
+    else:
+        model_cls, arch = impl.get_model_architecture(model_config)
+        assert arch == expected_arch, f"AR-1/AR-2/AR-3: {case} resolved to {arch}, expected {expected_arch}"
+        _check_class(model_cls, arch, task)
+        assert impl.get_architecture_class_name(model_config) == arch, "AR-5: get_architecture_class_name differs"
+        assert impl.get_model_cls(model_config).__name__ == model_cls.__name__, "AR-5: get_model_cls differs"
+    assert model_config.hf_config.architectures == written, (
+        f"AR-6: {case} rewrote hf_config.architectures: {written} -> {model_config.hf_config.architectures}"
+    )
+
+
+@pytest.mark.req("AR-7")
+@pytest.mark.parametrize("architectures", [None, []], ids=["none", "empty"])
+def test_missing_architectures_are_rejected(impl, tmp_path, architectures):
+    folder = write_custom_code_folder(tmp_path / "model")
+    model_config = impl.model_config(folder, model_impl="vllm", trust_remote_code=True)
+    model_config.hf_config.architectures = architectures
+    with pytest.raises(ValueError) as raised:
+        impl.get_model_architecture(model_config)
+    assert "architectures" in str(raised.value).lower() or str(architectures) in str(raised.value), (
+        f"AR-7: the error for architectures={architectures!r} does not say what is wrong: {raised.value}"
+    )
+
+
+@pytest.mark.req("AR-7")
+def test_unknown_architecture_is_named(impl, tmp_path):
+    folder = write_custom_code_folder(tmp_path / "model", architectures=["NoSuchModelForCausalLM"])
+    model_config = impl.model_config(folder, model_impl="vllm", trust_remote_code=True)
+    with pytest.raises(ValueError, match="NoSuchModelForCausalLM"):
+        impl.get_model_architecture(model_config)
+
+
+# --- resolve_transformers_arch: the fallback against a real custom-code folder ---
+
+
+def _custom_config(impl, tmp_path, model_impl="auto", **folder_options):
+    folder = write_custom_code_folder(tmp_path / "model", **folder_options)
+    return impl.model_config(folder, model_impl=model_impl, trust_remote_code=True)
+
+
+@pytest.mark.req("TF-2")
+def test_every_auto_map_class_is_loaded_in_key_order(impl, tmp_path, monkeypatch):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "scoring_custom.py").write_text(
+        "import os\n"
+        "with open(os.environ['LOADERSPEC_IMPORT_LOG'], 'a') as log:\n"
+        "    log.write('score\\n')\n"
+        "from transformers import PreTrainedModel\n"
+        "class ScoreModel(PreTrainedModel):\n"
+        "    pass\n"
+    )
+    log = tmp_path / "imports.log"
+    monkeypatch.setenv("LOADERSPEC_IMPORT_LOG", str(log))
+    write_custom_code_folder(folder, extra_auto_map={"AutoModelForSequenceClassification": "scoring_custom.ScoreModel"})
+    model_config = impl.model_config(folder, model_impl="auto", trust_remote_code=True)
+    log.write_text("")
+    impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH])
+    imports = log.read_text().split()
+    assert "score" in imports, f"TF-2: the AutoModelForSequenceClassification entry was not loaded: {imports}"
+    assert "model" in imports and imports.index("model") < imports.index("score"), (
+        f"TF-2: auto_map entries were not loaded in key order (AutoModel before AutoModelFor...): {imports}"
+    )
+
+
+@pytest.mark.req("TF-3")
+@pytest.mark.parametrize("model_impl", MODEL_IMPLS)
+def test_missing_auto_model_is_an_error_naming_the_arch(impl, tmp_path, model_impl):
+    model_config = _custom_config(impl, tmp_path, model_impl=model_impl, with_auto_model=False)
+    before = list(model_config.hf_config.architectures)
+    with pytest.raises(ValueError, match=rf"'{CUSTOM_ARCH}'.*AutoModel"):
+        impl.resolve_transformers_arch(model_config, model_config.hf_config.architectures)
+    assert model_config.hf_config.architectures == before, "TF-7: a failed resolution changed the config"
+
+
+@pytest.mark.req("TF-4")
+def test_transformers_impl_requires_a_compatible_backend(impl, tmp_path):
+    model_config = _custom_config(impl, tmp_path, model_impl="transformers", backend_compatible=False)
+    with pytest.raises(ValueError, match=f"The Transformers implementation of {CUSTOM_ARCH} is not compatible"):
+        impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH])
+
+
+@pytest.mark.req("TF-4", "TF-5")
+@pytest.mark.parametrize("model_impl", ["auto", "transformers"])
+def test_compatible_custom_model_falls_back(impl, tmp_path, model_impl):
+    model_config = _custom_config(impl, tmp_path, model_impl=model_impl, backend_compatible=True)
+    with utils_log(impl) as records:
+        resolved = impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH, BACKEND])
+    assert resolved == [BACKEND, BACKEND], f"TF-4/TF-5: {model_impl} resolved to {resolved}"
+    warned = [r for r in records if r.levelno == logging.WARNING and CUSTOM_ARCH in r.getMessage()]
+    if model_impl == "auto":
+        assert warned, f"TF-5: no warning names {CUSTOM_ARCH} when auto falls back to Transformers"
+    else:
+        assert not warned, f"TF-4: model_impl transformers warned: {[r.getMessage() for r in warned]}"
+
+
+@pytest.mark.req("TF-5")
+def test_auto_impl_with_incompatible_backend_is_an_error(impl, tmp_path):
+    model_config = _custom_config(impl, tmp_path, model_impl="auto", backend_compatible=False)
+    with pytest.raises(ValueError, match=f"{CUSTOM_ARCH} has no vLLM implementation"):
+        impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH])
+
+
+@pytest.mark.req("TF-6")
+@pytest.mark.parametrize("compatible", [True, False])
+def test_vllm_impl_keeps_the_names(impl, tmp_path, compatible):
+    model_config = _custom_config(impl, tmp_path, model_impl="vllm", backend_compatible=compatible)
+    assert impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH, BACKEND]) == [CUSTOM_ARCH, BACKEND]
+
+
+@pytest.mark.req("TF-7", "AR-6")
+def test_the_list_given_is_not_modified(impl, tmp_path):
+    model_config = _custom_config(impl, tmp_path, model_impl="auto")
+    given_list = [CUSTOM_ARCH]
+    snapshot = copy.copy(given_list)
+    resolved = impl.resolve_transformers_arch(model_config, given_list)
+    assert resolved == [BACKEND], f"TF-5: resolved to {resolved}"
+    assert given_list == snapshot, f"TF-7: resolve_transformers_arch rewrote its argument to {given_list}"
+    model_cls, arch = impl.get_model_architecture(model_config)
+    assert model_config.hf_config.architectures == [CUSTOM_ARCH], (
+        f"AR-6: get_model_architecture rewrote hf_config.architectures to {model_config.hf_config.architectures}"
+    )
