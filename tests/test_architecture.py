@@ -245,7 +245,7 @@ def test_the_list_given_is_not_modified(impl, tmp_path):
     resolved = impl.resolve_transformers_arch(model_config, given_list)
     assert resolved == [BACKEND], f"TF-5: resolved to {resolved}"
     assert given_list == snapshot, f"TF-7: resolve_transformers_arch rewrote its argument to {given_list}"
-    model_cls, arch = impl.get_model_architecture(model_config)
+    impl.get_model_architecture(model_config)
     assert model_config.hf_config.architectures == [CUSTOM_ARCH], (
         f"AR-6: get_model_architecture rewrote hf_config.architectures to {model_config.hf_config.architectures}"
     )

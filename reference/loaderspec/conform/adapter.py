@@ -43,6 +43,17 @@ COLLABORATOR_NAMES = (
 )
 """Base classes and enums the suites subclass or pass in."""
 
+HOOKS = (
+    "model_config",
+    "vllm_config",
+    "quant_config",
+    "registered_model",
+    "supported_archs",
+    "current_vllm_config",
+    "pin_memory_available",
+)
+"""What an adapter implements besides :meth:`Adapter.lookup` (``model_init_context`` is optional)."""
+
 ENV_VAR = "LOADERSPEC_IMPL"
 
 
@@ -73,11 +84,22 @@ class Adapter:
 
     def version(self) -> str:
         """The implementation's version string, for report headers."""
-        raise NotImplementedError
+        return "unknown"
+
+    def expected_failures(self) -> Path | None:
+        """The expected-failure file to use when ``--xfails`` is not given (None: none)."""
+        return None
+
+    def _missing_hook(self, hook: str) -> NotProvided:
+        return NotProvided(self.name, f"hook {hook}()", "the adapter does not implement it")
+
+    def missing_hooks(self) -> list[str]:
+        """The hooks this adapter leaves to the base class (tests needing them are not run)."""
+        return [hook for hook in HOOKS if getattr(type(self), hook) is getattr(Adapter, hook)]
 
     def lookup(self, name: str) -> Any:
         """The implementation's object called ``name``; raise :class:`NotProvided` if none."""
-        raise NotImplementedError
+        raise NotProvided(self.name, name)
 
     def __getattr__(self, name: str) -> Any:
         if name in API_NAMES or name in COLLABORATOR_NAMES:
@@ -109,30 +131,30 @@ class Adapter:
         ``hf_config`` must be the real transformers config read from the folder, with
         ``architectures`` exactly as the file has them.
         """
-        raise NotImplementedError
+        raise self._missing_hook("model_config")
 
     def vllm_config(self, model_config: Any = None, *, quant_config: Any = None) -> Any:
         """A VllmConfig holding ``model_config`` and ``quant_config`` (None allowed)."""
-        raise NotImplementedError
+        raise self._missing_hook("vllm_config")
 
     def quant_config(self) -> Any:
         """A fresh concrete QuantizationConfig with an empty ``packed_modules_mapping``."""
-        raise NotImplementedError
+        raise self._missing_hook("quant_config")
 
     @contextlib.contextmanager
     def registered_model(self, arch: str, model_cls: type) -> Iterator[None]:
         """Register ``model_cls`` as ``arch`` for the block; restore the registry after."""
-        raise NotImplementedError
+        raise self._missing_hook("registered_model")
         yield
 
     def supported_archs(self) -> list[str]:
         """The architecture names the registry resolves."""
-        raise NotImplementedError
+        raise self._missing_hook("supported_archs")
 
     def current_vllm_config(self) -> tuple[Any, str | None]:
         """The (vllm_config, prefix) made current by ``set_current_vllm_config``; outside
         any such block, (None, None): not the default config a getter may make up."""
-        raise NotImplementedError
+        raise self._missing_hook("current_vllm_config")
 
     def model_init_context(self, vllm_config: Any) -> contextlib.AbstractContextManager[None]:
         """What building a real model class needs around ``initialize_model`` (vLLM: a
@@ -142,7 +164,7 @@ class Adapter:
     @contextlib.contextmanager
     def pin_memory_available(self, available: bool) -> Iterator[None]:
         """Make ``device_loading_context`` see ``is_pin_memory_available() == available``."""
-        raise NotImplementedError
+        raise self._missing_hook("pin_memory_available")
         yield
 
 
