@@ -155,25 +155,10 @@ def render_markdown_table(verdicts: list[RequirementVerdict]) -> str:
 
 
 def to_json(header: dict, results: list[TestResult], verdicts: list[RequirementVerdict], stale: list[Xfail]) -> dict:
-    def plain(obj: object) -> object:
-        return asdict(obj) if obj is not None else None
-
     return {
         "header": header,
         "summary": {"requirements": counts(verdicts), "exit_status": exit_status(results, verdicts)},
-        "requirements": [
-            {
-                **{k: v for k, v in asdict(r).items() if k != "expected_failure"},
-                "expected_failure": plain(r.expected_failure),
-            }
-            for r in verdicts
-        ],
-        "tests": [
-            {
-                **{k: v for k, v in asdict(r).items() if k != "expected_failure"},
-                "expected_failure": plain(r.expected_failure),
-            }
-            for r in results
-        ],
-        "stale_xfails": [asdict(x) for x in stale],
+        "requirements": [asdict(verdict) for verdict in verdicts],
+        "tests": [asdict(result) for result in results],
+        "stale_xfails": [asdict(entry) for entry in stale],
     }
