@@ -9,7 +9,7 @@ from __future__ import annotations
 from loaderspec.conform import traceability
 from loaderspec.conform.requirements import load_requirements
 
-META_MODULES = {"test_requirements.py", "test_mutants.py", "test_simulated_device.py"}
+META_MODULES = {"test_requirements.py", "test_mutants.py", "test_simulated_device.py", "test_conform_runner.py"}
 """Modules that test the suites themselves, not a requirement."""
 
 

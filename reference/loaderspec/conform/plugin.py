@@ -9,6 +9,7 @@ parent (:mod:`loaderspec.conform.runner`) reads the stream even if the child die
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import time
@@ -20,10 +21,6 @@ import pytest
 from loaderspec.conform.adapter import NotProvided
 
 _EXAMPLES = re.compile(r"(\d+) passing examples?, (\d+) failing examples?")
-
-
-class TestTimeout(Exception):
-    """The test ran longer than ``--loaderspec-timeout`` seconds."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,18 +61,53 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     if _events is not None:
-        _events.write(event="collected", nodeids=[item.nodeid for item in session.items])
+        _events.write(
+            event="collected",
+            nodeids=[item.nodeid for item in session.items],
+            requirements={item.nodeid: _requirements(item) for item in session.items},
+        )
+
+
+_current: pytest.Item | None = None
+_TIMEOUT_EXIT_STATUS = 124
 
 
 def _on_alarm(signum: int, frame: object) -> None:
-    raise TestTimeout(f"the test ran longer than {_timeout:g} s and was stopped (--timeout)")
+    """Record the hanging test as timed out, then end the process.
+
+    Raising inside the test would not do: Hypothesis replays a failing example while
+    shrinking (hanging again), and an implementation may swallow the exception. The
+    runner starts a new process for the tests not yet run.
+    """
+    if _events is not None and _current is not None:
+        _events.write(
+            event="result",
+            nodeid=_current.nodeid,
+            when="call",
+            outcome="timeout",
+            requirements=_requirements(_current),
+            duration=_timeout,
+            examples=None,
+            message=f"the test ran longer than {_timeout:g} s and was stopped (--timeout)",
+            time=time.time(),
+        )
+        _events.write(event="end", nodeid=_current.nodeid)
+        _events.close()
+    os._exit(_TIMEOUT_EXIT_STATUS)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    global _current
+    _current = item
     if _events is not None:
         _events.write(event="start", nodeid=item.nodeid)
-    return (yield)
+    try:
+        return (yield)
+    finally:
+        _current = None
+        if _events is not None:
+            _events.write(event="end", nodeid=item.nodeid)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -83,6 +115,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if not _timeout:
         return (yield)
     previous = signal.signal(signal.SIGALRM, _on_alarm)
+    # Re-fires every second after the first, in case something swallows the first one.
     signal.setitimer(signal.ITIMER_REAL, _timeout)
     try:
         return (yield)
@@ -110,8 +143,6 @@ def _outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[st
         if "not provided by" in reason:
             kind = "not provided"
         return kind, reason
-    if call.excinfo is not None and call.excinfo.errisinstance(TestTimeout):
-        return "timeout", str(call.excinfo.value)
     return ("error" if report.when != "call" else "failed"), report.longreprtext
 
 

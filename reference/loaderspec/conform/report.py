@@ -17,6 +17,8 @@ VERDICT_ORDER = ("failed", "unexpected pass", "expected failure", "passed", "not
 
 @dataclass
 class TestResult:
+    __test__ = False  # not a pytest test class
+
     nodeid: str
     outcome: str
     requirements: list[str]

@@ -116,6 +116,13 @@ def _read_events(path: Path) -> list[dict]:
     return events
 
 
+def _cited(nodeid: str, events: list[dict]) -> list[str]:
+    for event in events:
+        if event["event"] == "collected":
+            return event.get("requirements", {}).get(nodeid, [])
+    return []
+
+
 def _merge(results: dict[str, TestResult], event: dict) -> None:
     """Fold one result event in: a test's outcome is its worst phase's."""
     rank = ("crashed", "timeout", "error", "failed", "not provided", "skipped", "passed")
@@ -159,18 +166,21 @@ def run_suites(args: argparse.Namespace, seed: int | None, workdir: Path) -> tup
                 _merge(results, event)
         if any(event["event"] == "finish" for event in events):
             break
-        started = [e["nodeid"] for e in events if e["event"] == "start"]
-        crashed = next((n for n in reversed(started) if n not in results or results[n].outcome == "passed"), None)
-        if crashed is None:
+        ended = {e["nodeid"] for e in events if e["event"] == "end"}
+        unfinished = [e["nodeid"] for e in events if e["event"] == "start" and e["nodeid"] not in ended]
+        if unfinished:
+            crashed = unfinished[-1]
+            cited = results[crashed].requirements if crashed in results else _cited(crashed, events)
+            results[crashed] = TestResult(
+                nodeid=crashed,
+                outcome="crashed",
+                requirements=cited,
+                message=f"the test process died (exit status {child.returncode}) while running this test",
+            )
+            notes.append(f"{crashed}: the test process died (status {child.returncode}); continued without it")
+        elif not any(e["event"] == "start" for e in events):
             notes.append(f"the test process exited with status {child.returncode} before running any test")
             break
-        results[crashed] = TestResult(
-            nodeid=crashed,
-            outcome="crashed",
-            requirements=results[crashed].requirements if crashed in results else [],
-            message=f"the test process died (exit status {child.returncode}) while running this test",
-        )
-        notes.append(f"{crashed}: the test process died (status {child.returncode}); continuing without it")
     else:
         notes.append(f"gave up after {MAX_RESTARTS} crashes")
     not_run = [nodeid for nodeid in collected if nodeid not in results]

@@ -251,8 +251,6 @@ class VllmAdapter(Adapter):
         if config is None:
             assert first_error is not None
             raise first_error
-        if first_error is None:
-            workarounds.clear()
 
         # Workaround: ModelConfig may rewrite the architectures it read (vLLM 0.32 fills a
         # config without any from the model type, e.g. ['LlamaModel']); and the stand-in
@@ -276,15 +274,17 @@ class VllmAdapter(Adapter):
                 config.task = task
         else:
             # 0.10.1+: the utils read runner_type/convert_type (get_model_architecture
-            # converts by convert_type), not task. Set them as the task maps, and keep a
-            # plain `task` attribute for readers of the seed's API.
-            runner, convert = _RUNNER_CONVERT[task]
-            if config.runner_type != runner:
-                workarounds.append(f"runner_type set to {runner!r} after construction")
-                config.runner_type = runner
-            if convert != "auto" and config.convert_type != convert:
-                workarounds.append(f"convert_type set to {convert!r} after construction")
-                config.convert_type = convert
+            # converts by convert_type), not task. Where the build as requested was
+            # refused, set them as the task maps ("reward": what "auto" gives a
+            # *ForCausalLM, "embed"); keep a plain `task` attribute for readers of the
+            # seed's API (0.32's utils never read it).
+            if first_error is not None:
+                runner, convert = _RUNNER_CONVERT[task]
+                convert = {"auto": "none" if runner == "generate" else "embed"}.get(convert, convert)
+                for attribute, wanted in (("runner_type", runner), ("convert_type", convert)):
+                    if getattr(config, attribute) != wanted:
+                        workarounds.append(f"{attribute} set to {wanted!r} after construction")
+                        setattr(config, attribute, wanted)
             config.task = task
         # ModelConfig resolves dtype itself (_get_and_verify_dtype); the suites pass a
         # torch.dtype and expect that one.
