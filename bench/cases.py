@@ -99,9 +99,7 @@ def dense_case(method: str, target: torch.device, *, scale: int, offload: float 
     fraction = offload if target.type != "cpu" else 0.0
 
     def prepare(adapter: Adapter, config: Any) -> Prepared:
-        workload = workloads.dense_model(
-            adapter, method=method, scale=scale, target=target, offload_fraction=fraction
-        )
+        workload = workloads.dense_model(adapter, method=method, scale=scale, target=target, offload_fraction=fraction)
         return Prepared(
             run=_post_loading_call(adapter, workload.model, config, target),
             floor=floors.post_loading_floor(adapter, workload.model, target),
@@ -166,9 +164,7 @@ def host_memory_build(
     return build
 
 
-def default_cases(
-    targets: list[torch.device], *, quick: bool = False, scale: int | None = None
-) -> list[Case]:
+def default_cases(targets: list[torch.device], *, quick: bool = False, scale: int | None = None) -> list[Case]:
     """The cases ``loaderspec bench`` runs: traversal sweep, dense x methods x targets, size sweep."""
     scale = scale or (16 if quick else 8)
     cases = [traversal_case(n) for n in ((1_000, 10_000) if quick else (1_000, 10_000, 100_000))]

@@ -227,9 +227,7 @@ class HostMemory:
             "held_after_trim": self.held_after_trim,
             "ratio_before": self.held_before / self.param_bytes,
             "ratio_after": self.ratio_after,
-            "ratio_after_trim": None
-            if self.held_after_trim is None
-            else self.held_after_trim / self.param_bytes,
+            "ratio_after_trim": None if self.held_after_trim is None else self.held_after_trim / self.param_bytes,
             "predicted_pow2_ratio": self.predicted_pow2_bytes / self.param_bytes,
         }
 
@@ -273,3 +271,65 @@ def measure_host_memory(
     del model, host_params
     gc.collect()
     return HostMemory(source, param_bytes, before, after, after_trim, predicted)
+
+
+class _CpuFastContext:
+    """A class-based stand-in for ``device_loading_context`` with a CPU fast path (what-if only)."""
+
+    __slots__ = ("module",)
+
+    def __init__(self, module: nn.Module, target: torch.device) -> None:
+        if target.type != "cpu":
+            raise NotImplementedError("what-if variant for CPU targets only")
+        self.module = module
+
+    def __enter__(self) -> nn.Module:
+        return self.module
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def traversal_breakdown(adapter: Adapter, model: nn.Module, model_config: Any) -> dict[str, Callable[[], None]]:
+    """Variants between the traversal floor and the implementation, CPU target (diagnosis only).
+
+    ``floor``: the bare passes; ``+ hooks``: the same passes calling each quantize hook and
+    attention hook (what ``process_weights_after_loading`` would cost if it skipped the
+    device context for a CPU target, which DL-1 makes a no-op); ``+ hooks + class context``:
+    hooks inside a class-based context manager with a CPU fast path; ``+ hooks + context``:
+    hooks inside the adapter's own ``device_loading_context`` (the implementation's
+    structure, re-assembled); ``implementation``: ``process_weights_after_loading`` itself.
+    """
+    qkv_cross = _collaborator(adapter, "QKVCrossParallelLinear")
+    method_base = _collaborator(adapter, "QuantizeMethodBase")
+    attention = _collaborator(adapter, "Attention")
+    cpu = torch.device("cpu")
+    dtype = model_config.dtype
+
+    def with_context(context: Callable[[nn.Module, torch.device], Any] | None) -> Callable[[], None]:
+        def variant() -> None:
+            for _, module in model.named_modules():
+                if isinstance(module, qkv_cross):
+                    module.process_weights_after_loading()
+                    continue
+                method = getattr(module, "quant_method", None)
+                if isinstance(method, method_base):
+                    if context is None:
+                        method.process_weights_after_loading(module)
+                    else:
+                        with context(module, cpu):
+                            method.process_weights_after_loading(module)
+            for _, module in model.named_modules():
+                if isinstance(module, attention) and hasattr(module, "process_weights_after_loading"):
+                    module.process_weights_after_loading(dtype)
+
+        return variant
+
+    process = adapter.process_weights_after_loading
+    return {
+        "floor": traversal_floor(adapter, model),
+        "+ hooks": with_context(None),
+        "+ hooks + class context": with_context(_CpuFastContext),
+        "+ hooks + context": with_context(adapter.device_loading_context),
+        "implementation": lambda: process(model, model_config, cpu),
+    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -271,6 +272,43 @@ def _traversal_summary(rows: list[Row], out: TextIO) -> dict[str, Any]:
     return {"points": points}
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def busy_note(when: str) -> str | None:
+    """A label when other processes compete for the CPUs (figures are then noisier)."""
+    load, cpus = _load_average(), os.cpu_count() or 1
+    if load is None or load < 0.5 * cpus:
+        return None
+    return (
+        f"machine busy {when}: 1-minute load average {load:.2f} on {cpus} CPUs; other processes "
+        "compete with the benchmark, so spreads are wider (multi-threaded copies can wait a "
+        "scheduler tick, ~4-16 ms, for a busy core)"
+    )
+
+
+def _breakdown(adapter: Adapter, configs: bench_cases.ConfigCache, rounds: int, out: TextIO) -> dict[str, Any]:
+    """Where X's traversal time goes, at ~10k modules (variants from floor to implementation)."""
+    from . import workloads
+
+    workload = workloads.moe_model(adapter, shape=workloads.moe_shape_for(10_000))
+    try:
+        variants = floors.traversal_breakdown(adapter, workload.model, configs.get(adapter))
+    except NotProvided as error:
+        print(f"  breakdown unavailable: {error}", file=out)
+        return {}
+    series = interleaved(variants, rounds=rounds)
+    floor = series["floor"].median
+    print(f"  where X's time goes at {workload.module_count:,} modules (interleaved, {rounds} rounds):", file=out)
+    for name, s in series.items():
+        print(f"    {name:<26} {format_seconds(s.median):>9} {_spread(s):<11} {s.median / floor:.2f}x floor", file=out)
+    return {name: s.as_dict() for name, s in series.items()}
+
+
 def run(options: Options, out: TextIO = sys.stdout) -> int:
     """Run the benchmark; print the table to ``out``; write JSON if asked. Returns the exit status."""
     started = time.perf_counter()
@@ -307,6 +345,9 @@ def run(options: Options, out: TextIO = sys.stdout) -> int:
         "interleaved; medians, spread = IQR/median (noisy above 10%)",
         file=out,
     )
+    busy = busy_note("at the start")
+    if busy:
+        notes.append(busy)
     for note in notes:
         print(f"note: {note}", file=out)
     print(file=out)
@@ -327,8 +368,14 @@ def run(options: Options, out: TextIO = sys.stdout) -> int:
             host_memory[str(target)] = _host_memory(contenders, configs, target, scale)
             _print_host_memory(target, host_memory[str(target)], out)
     traversal = _traversal_summary(rows, out)
+    if traversal["points"] and not options.quick:
+        traversal["breakdown_10k"] = _breakdown(impl, configs, rounds, out)
     elapsed = time.perf_counter() - started
     print(f"\nfloors: {_floor_legend(rows)}", file=out)
+    busy = busy_note("at the end")
+    if busy:
+        notes.append(busy)
+        print(f"note: {busy}", file=out)
     print(f"total {elapsed:.0f}s", file=out)
 
     failed = any(row.problems for row in rows) or any(
@@ -346,6 +393,7 @@ def run(options: Options, out: TextIO = sys.stdout) -> int:
             "quick": options.quick,
             "dense_scale": scale,
             "notes": notes,
+            "load_average_end": _load_average(),
             "cases": [row.as_dict() for row in rows],
             "host_memory": host_memory,
             "traversal": traversal,

@@ -499,7 +499,9 @@ def single_parameter_module(nbytes: int, *, pin: bool = False, seed: int = 0) ->
         raise ValueError(f"{nbytes} bytes is not a whole number of {cols}-element rows")
     module = nn.Module()
     g = torch.Generator().manual_seed(seed)
-    module.weight = nn.Parameter(Placement(torch.device("cpu"), pin).empty((elements // cols, cols), WEIGHT_DTYPE, g), False)
+    module.weight = nn.Parameter(
+        Placement(torch.device("cpu"), pin).empty((elements // cols, cols), WEIGHT_DTYPE, g), False
+    )
     return module
 
 

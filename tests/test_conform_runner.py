@@ -88,9 +88,9 @@ def test_malformed_xfail_file_is_named(tmp_path, text, problem):
 
 
 def test_unknown_impl_is_a_clear_error():
-    with pytest.raises(AdapterError, match="no_such_engine_module.*reference, vllm"):
+    with pytest.raises(AdapterError, match=r"no_such_engine_module.*reference, vllm"):
         load_adapter("no_such_engine_module")
-    with pytest.raises(AdapterError, match="not a loaderspec Adapter|defines none of"):
+    with pytest.raises(AdapterError, match=r"not a loaderspec Adapter|defines none of"):
         load_adapter("json")
 
 
