@@ -1,7 +1,8 @@
 """The benchmark cases: each figure with its floor, shared by ``loaderspec bench`` and the pytest suite.
 
-A :class:`Case` prepares, for one adapter, the call it measures (``run``) and, from the
-same model, the floor it is compared with. Chapters follow the spec: ``post-loading``
+A :class:`Case` prepares, for one adapter, a freshly built workload with the call it
+measures (``run``) and the floor it is compared with (``floor``, on the same workload: the
+runner times each contender and the floor on workloads of their own). Chapters follow the spec: ``post-loading``
 (``process_weights_after_loading``, PW-1..PW-4) and ``device-loading``
 (``device_loading_context``, DL-2/DL-4/DL-5).
 """
@@ -32,7 +33,7 @@ class Prepared:
     run: Callable[[], None]
     floor: Callable[[], None]
     setup: Callable[[], None] | None = None
-    """Run untimed before each call of ``run`` and of ``floor`` (they share the model)."""
+    """Run untimed before each call of ``run`` or ``floor``: puts back the tensors a call replaced."""
     nbytes: int | None = None
     """Bytes making the round trip per call (for bytes per second), if any."""
     info: dict[str, Any] = field(default_factory=dict)

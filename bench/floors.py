@@ -84,8 +84,8 @@ def pin_like_context(target: torch.device) -> bool:
 @dataclass
 class _Staged:
     param: nn.Parameter
-    device_buffer: torch.Tensor  # flat bytes on the target
-    host_buffer: torch.Tensor  # flat bytes on the host
+    offset: int  # where its bytes go in the shared device staging buffer
+    host_buffer: torch.Tensor  # flat bytes on the host, its own
 
 
 def _flat_bytes(nbytes: int, device: torch.device, pin: bool) -> torch.Tensor:
@@ -94,11 +94,11 @@ def _flat_bytes(nbytes: int, device: torch.device, pin: bool) -> torch.Tensor:
     return torch.empty(nbytes, dtype=torch.uint8, device=device)
 
 
-def _view(buffer: torch.Tensor, like: torch.Tensor) -> torch.Tensor | None:
-    """``buffer``'s first bytes viewed as a contiguous tensor shaped like ``like`` (None if it cannot)."""
-    if like.nbytes > buffer.numel() or not like.is_contiguous():
+def _view(buffer: torch.Tensor, like: torch.Tensor, offset: int = 0) -> torch.Tensor | None:
+    """``buffer``'s bytes from ``offset`` viewed as a contiguous tensor shaped like ``like`` (None if it cannot)."""
+    if offset + like.nbytes > buffer.numel() or not like.is_contiguous():
         return None
-    return buffer[: like.nbytes].view(like.dtype).view(like.shape)
+    return buffer[offset : offset + like.nbytes].view(like.dtype).view(like.shape)
 
 
 def copy_floor(params: list[torch.Tensor], target: torch.device) -> Callable[[], None]:
@@ -128,35 +128,41 @@ def copy_floor(params: list[torch.Tensor], target: torch.device) -> Callable[[],
 def post_loading_floor(adapter: Adapter, model: nn.Module, target: torch.device) -> Callable[[], None]:
     """The traversal floor + the quantize hooks called directly + staged copies for host parameters.
 
-    For a quantized module with parameters on the host and an accelerator target, each
-    such parameter is copied into a preallocated device buffer, the hook runs, and the
-    result is copied back into a preallocated host buffer (a fresh host tensor only if the
-    hook's result does not fit it). The model is left equivalent (same values, devices,
-    shapes, dtypes), so figure and floor can alternate on one model.
+    For a quantized module with parameters on the host and an accelerator target, those
+    parameters are copied into one device staging buffer, preallocated and shared by all
+    modules (as an implementation that frees each module's device copies before the next
+    module reuses their memory), the hook runs, and each result is copied back into the
+    parameter's own preallocated host buffer (a fresh host tensor only if the hook's result
+    does not fit it). The model is left equivalent (same values, devices, shapes, dtypes).
     """
     bare = traversal_floor(adapter, model)
     method_base = _collaborator(adapter, "QuantizeMethodBase")
     pin = pin_like_context(target)
     plan: list[tuple[nn.Module, Any, list[_Staged]]] = []
+    staging_bytes = 0
     for _, module in model.named_modules():
         method = getattr(module, "quant_method", None)
         if not isinstance(method, method_base):
             continue
-        staged = []
+        staged: list[_Staged] = []
+        offset = 0
         if target.type != "cpu":
             for _, p in module.named_parameters():
                 if p.device.type == "cpu":
-                    staged.append(
-                        _Staged(p, _flat_bytes(p.nbytes, target, False), _flat_bytes(p.nbytes, p.device, pin))
-                    )
+                    staged.append(_Staged(p, offset, _flat_bytes(p.nbytes, p.device, pin)))
+                    offset += -(-p.nbytes // 64) * 64  # keep each slot 64-byte aligned
+        staging_bytes = max(staging_bytes, offset)
         plan.append((module, method, staged))
+    staging = _flat_bytes(staging_bytes, target, False) if staging_bytes else None
 
     def floor() -> None:
         bare()
         for module, method, staged in plan:
             for s in staged:
-                on_device = _view(s.device_buffer, s.param.data)
-                assert on_device is not None
+                assert staging is not None
+                on_device = _view(staging, s.param.data, s.offset)
+                if on_device is None:  # not contiguous: no preallocated layout fits
+                    on_device = torch.empty_like(s.param.data, device=target)
                 on_device.copy_(s.param.data)
                 s.param.data = on_device
             method.process_weights_after_loading(module)
@@ -213,6 +219,8 @@ class HostMemory:
     held_after_trim: int | None
     predicted_pow2_bytes: int
     """What a power-of-two-rounding pinned allocator (CUDA's, vLLM #56410) would hold for one copy."""
+    active_after: int | None = None
+    """CUDA: pinned bytes in use after the pass (``held_after`` also counts cached free blocks)."""
 
     @property
     def ratio_after(self) -> float:
@@ -229,6 +237,8 @@ class HostMemory:
             "ratio_after": self.ratio_after,
             "ratio_after_trim": None if self.held_after_trim is None else self.held_after_trim / self.param_bytes,
             "predicted_pow2_ratio": self.predicted_pow2_bytes / self.param_bytes,
+            "active_after": self.active_after,
+            "ratio_active_after": None if self.active_after is None else self.active_after / self.param_bytes,
         }
 
 
@@ -236,6 +246,22 @@ def _host_counter(target: torch.device) -> tuple[str, Callable[[], int]]:
     if target.type == "cuda":
         return "cuda-host-allocator", lambda: int(torch.cuda.host_memory_stats().get("allocated_bytes.current", 0))
     return "rss", _rss_bytes
+
+
+def _empty_host_cache(target: torch.device) -> None:
+    """Give cached pinned blocks back (CUDA), so earlier cases cannot serve this one's allocations."""
+    if target.type != "cuda":
+        return
+    torch.cuda.synchronize(target)
+    empty = getattr(torch.accelerator, "empty_host_cache", None)
+    if empty is not None:
+        empty()
+
+
+def _cuda_active_bytes(target: torch.device) -> int | None:
+    if target.type != "cuda":
+        return None
+    return int(torch.cuda.host_memory_stats().get("active_bytes.current", 0))
 
 
 def measure_host_memory(
@@ -252,6 +278,7 @@ def measure_host_memory(
     source, counter = _host_counter(target)
     gc.collect()
     _malloc_trim()
+    _empty_host_cache(target)
     start = counter()
     model, run = build()
     host_params = [p for p in model.parameters() if p.device.type == "cpu"]
@@ -268,9 +295,10 @@ def measure_host_memory(
     after_trim = None
     if source == "rss" and _malloc_trim():
         after_trim = counter() - start - target_in_host
+    active = _cuda_active_bytes(target)
     del model, host_params
     gc.collect()
-    return HostMemory(source, param_bytes, before, after, after_trim, predicted)
+    return HostMemory(source, param_bytes, before, after, after_trim, predicted, active)
 
 
 class _CpuFastContext:

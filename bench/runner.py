@@ -80,17 +80,32 @@ class Row:
         }
 
 
+def probe_adapter(spec: str) -> Adapter:
+    """Load adapter ``spec`` and make it import its implementation now (a lazy adapter, such
+    as vLLM's, would otherwise fail at the first benchmark). Raises ``AdapterError``."""
+    adapter = load_adapter(spec)
+    try:
+        adapter.lookup("process_weights_after_loading")
+    except NotProvided:
+        pass  # reported per case
+    except AdapterError:
+        raise
+    except Exception as error:
+        raise AdapterError(f"{type(error).__name__}: {error}") from error
+    return adapter
+
+
 def _load(spec: str) -> tuple[Adapter | None, str]:
     try:
-        return load_adapter(spec), ""
+        return probe_adapter(spec), ""
     except AdapterError as error:
         hint = (
             " The vLLM adapter works only in a Python environment where vLLM is installed "
-            "(e.g. /work/venvs/vllm-0.9.2, see shared/upstream.md)."
+            "(e.g. a venv made by .ci/install-vllm.sh; see shared/upstream.md)."
             if spec == "vllm"
             else ""
         )
-        return None, f"implementation {spec!r} is unavailable here: {error}.{hint}"
+        return None, f"implementation {spec!r} is unavailable here: {str(error).rstrip('.')}.{hint}"
 
 
 def _label(adapter: Adapter) -> str:
@@ -138,9 +153,9 @@ class Table:
         impl, vs, floor = (row.series.get(k) for k in ("impl", "vs", "floor"))
         cells = [
             row.case.name,
-            format_seconds(impl.median) if impl else row.problems.get("impl", "-")[:10],
+            format_seconds(impl.median) if impl else "n/a",
             _spread(impl),
-            format_seconds(vs.median) if vs else "-",
+            format_seconds(vs.median) if vs else ("n/a" if "vs" in row.problems else "-"),
             _spread(vs),
             _cell(row.ratio("impl", "vs")),
             format_seconds(floor.median) if floor else "-",
@@ -154,7 +169,8 @@ class Table:
             notes.append(", ".join(r.replace("impl", "X").replace("vs", "Y") for r in rates))
         if "modules" in row.info:
             notes.append(f"{row.info['modules']:,} modules")
-        notes.extend(f"{who}: {why}" for who, why in row.problems.items())
+        names = {"impl": "X", "vs": "Y", "floor": "floor"}
+        notes.extend(f"{names.get(who, who)}: {why}" for who, why in row.problems.items())
         text = " ".join(str(c).ljust(w) for c, (_, w) in zip(cells, self.COLUMNS, strict=True))
         print(text + " " + "; ".join(notes), file=self.out, flush=True)
 
@@ -165,7 +181,7 @@ def run_case(
     configs: bench_cases.ConfigCache,
     rounds: int,
 ) -> Row:
-    """Prepare ``case`` for each adapter, then time them and the floor (on X's model), interleaved."""
+    """Prepare ``case`` for each adapter and once more for the floor, then time them interleaved."""
     row = Row(case)
     prepared: dict[str, bench_cases.Prepared] = {}
     for who, adapter in contenders.items():
@@ -180,7 +196,11 @@ def run_case(
     # The floor gets a model of its own (built by the first adapter that could build one),
     # so that no contender shares a model, and its allocation history, with another.
     floor_adapter = contenders["impl"] if "impl" in prepared else contenders[next(iter(prepared))]
-    own = case.prepare(floor_adapter, configs.get(floor_adapter))
+    try:
+        own = case.prepare(floor_adapter, configs.get(floor_adapter))
+    except Exception as error:
+        row.problems["floor"] = f"error while building: {type(error).__name__}: {error}"
+        return row
     row.nbytes = own.nbytes
     row.info = dict(own.info)
     fns = {who: p.run for who, p in prepared.items()}
@@ -225,6 +245,8 @@ def _print_host_memory(target: torch.device, results: dict[str, dict[str, Any]],
             print(f"  {name} on {target}: {r['problem']}", file=out)
             continue
         trim = "" if r["ratio_after_trim"] is None else f", {r['ratio_after_trim']:.2f}x after malloc_trim"
+        if r.get("ratio_active_after") is not None:
+            trim += f", {r['ratio_active_after']:.2f}x in use (the rest is cached free blocks)"
         print(
             f"  {name} on {target}: params {r['param_bytes'] / 2**20:.1f} MiB; host bytes held "
             f"before the pass {r['ratio_before']:.2f}x, after the restore {r['ratio_after']:.2f}x{trim} "
@@ -309,8 +331,9 @@ def _breakdown(adapter: Adapter, configs: bench_cases.ConfigCache, rounds: int, 
     return {name: s.as_dict() for name, s in series.items()}
 
 
-def run(options: Options, out: TextIO = sys.stdout) -> int:
-    """Run the benchmark; print the table to ``out``; write JSON if asked. Returns the exit status."""
+def run(options: Options, out: TextIO | None = None) -> int:
+    """Run the benchmark; print the table to ``out`` (stdout); write JSON if asked. Returns the exit status."""
+    out = out if out is not None else sys.stdout
     started = time.perf_counter()
     impl, why = _load(options.impl)
     if impl is None:
@@ -362,7 +385,8 @@ def run(options: Options, out: TextIO = sys.stdout) -> int:
 
     host_memory: dict[str, Any] = {}
     accelerators = [t for t in target_list if t.type != "cpu"]
-    if options.host_memory and accelerators and not options.only:
+    wanted = not options.only or any(key in "host-memory" for key in options.only)
+    if options.host_memory and accelerators and wanted:
         print(f"\nhost memory after the restore (dense-s{scale}, all layers offloaded, no-op methods):", file=out)
         for target in accelerators:
             host_memory[str(target)] = _host_memory(contenders, configs, target, scale)
@@ -371,15 +395,18 @@ def run(options: Options, out: TextIO = sys.stdout) -> int:
     if traversal["points"] and not options.quick:
         traversal["breakdown_10k"] = _breakdown(impl, configs, rounds, out)
     elapsed = time.perf_counter() - started
-    print(f"\nfloors: {_floor_legend(rows)}", file=out)
+    if rows:
+        print(f"\nfloors: {_floor_legend(rows)}", file=out)
     busy = busy_note("at the end")
     if busy:
         notes.append(busy)
         print(f"note: {busy}", file=out)
     print(f"total {elapsed:.0f}s", file=out)
 
-    failed = any(row.problems for row in rows) or any(
-        "problem" in r for per_target in host_memory.values() for r in per_target.values()
+    failed = any(not why.startswith("not provided") for row in rows for why in row.problems.values()) or any(
+        not r.get("problem", "not provided").startswith("not provided")
+        for per_target in host_memory.values()
+        for r in per_target.values()
     )
     if options.json_path is not None:
         document = {

@@ -14,6 +14,7 @@ import transformers
 from hypothesis import given
 from hypothesis import strategies as st
 
+from .support.errors import expect_raises
 from .support.model_folders import CUSTOM_ARCH, write_custom_code_folder
 
 BACKEND = "TransformersForCausalLM"
@@ -68,9 +69,10 @@ def utils_log(impl) -> Iterator[list[logging.LogRecord]]:
 
 
 def _expected(impl, archs, model_impl, quantization, compatible):
-    """The spec's decision (AR-1..AR-3, TF-3..TF-5): (resolved arch, None) or (None, error text)."""
+    """The spec's decision: (resolved arch or None, the error's subject, the deciding requirement)."""
     supported = set(impl.supported_archs())
     if model_impl == "transformers" or (model_impl == "auto" and not any(a in supported for a in archs)):
+        deciding = "AR-1"
         resolved = []
         for arch in archs:
             if arch == BACKEND:
@@ -79,14 +81,14 @@ def _expected(impl, archs, model_impl, quantization, compatible):
             module = getattr(transformers, arch, None)
             ok = module.is_backend_compatible() if module is not None else compatible
             if not ok:
-                return None, arch
+                return None, arch, "TF-4" if model_impl == "transformers" else "TF-5"
             resolved.append(BACKEND)
     elif quantization is not None and quantization not in MIXTRAL_HANDLES and "MixtralForCausalLM" in archs:
-        resolved = ["QuantMixtralForCausalLM"]
+        deciding, resolved = "AR-2", ["QuantMixtralForCausalLM"]
     else:
-        resolved = list(archs)
+        deciding, resolved = "AR-3", list(archs)
     first = next((arch for arch in resolved if arch in supported), None)
-    return (first, None) if first else (None, str(resolved))
+    return (first, None, deciding) if first else (None, resolved[0], "AR-3")
 
 
 def _check_class(model_cls, arch, task):
@@ -118,18 +120,15 @@ def test_decision_table(impl, toys_registered, tmp_path_factory, archs, model_im
         folder, model_impl=model_impl, quantization=quantization, task=task, trust_remote_code=True
     )
     written = list(model_config.hf_config.architectures)
-    expected_arch, error = _expected(impl, archs, model_impl, quantization, compatible)
+    expected_arch, subject, deciding = _expected(impl, archs, model_impl, quantization, compatible)
     case = f"architectures={archs} model_impl={model_impl} quantization={quantization} task={task}"
 
     if expected_arch is None:
-        with pytest.raises(ValueError) as raised:
+        with expect_raises(ValueError, deciding, f"{case} must fail", match=subject):
             impl.get_model_architecture(model_config)
-        assert error.strip("[]'") in str(raised.value) or error in str(raised.value), (
-            f"AR-3/TF-4/TF-5: for {case} the error should name {error}: {raised.value}"
-        )
     else:
         model_cls, arch = impl.get_model_architecture(model_config)
-        assert arch == expected_arch, f"AR-1/AR-2/AR-3: {case} resolved to {arch}, expected {expected_arch}"
+        assert arch == expected_arch, f"{deciding}: {case} resolved to {arch}, expected {expected_arch}"
         _check_class(model_cls, arch, task)
         assert impl.get_architecture_class_name(model_config) == arch, "AR-5: get_architecture_class_name differs"
         assert impl.get_model_cls(model_config).__name__ == model_cls.__name__, "AR-5: get_model_cls differs"
@@ -144,18 +143,15 @@ def test_missing_architectures_are_rejected(impl, tmp_path, architectures):
     folder = write_custom_code_folder(tmp_path / "model")
     model_config = impl.model_config(folder, model_impl="vllm", trust_remote_code=True)
     model_config.hf_config.architectures = architectures
-    with pytest.raises(ValueError) as raised:
+    with expect_raises(ValueError, "AR-7", f"architectures={architectures!r}", match="(?i)architectures"):
         impl.get_model_architecture(model_config)
-    assert "architectures" in str(raised.value).lower() or str(architectures) in str(raised.value), (
-        f"AR-7: the error for architectures={architectures!r} does not say what is wrong: {raised.value}"
-    )
 
 
 @pytest.mark.req("AR-7")
 def test_unknown_architecture_is_named(impl, tmp_path):
     folder = write_custom_code_folder(tmp_path / "model", architectures=["NoSuchModelForCausalLM"])
     model_config = impl.model_config(folder, model_impl="vllm", trust_remote_code=True)
-    with pytest.raises(ValueError, match="NoSuchModelForCausalLM"):
+    with expect_raises(ValueError, "AR-7", "an unregistered architecture", match="NoSuchModelForCausalLM"):
         impl.get_model_architecture(model_config)
 
 
@@ -197,7 +193,7 @@ def test_every_auto_map_class_is_loaded_in_key_order(impl, tmp_path, monkeypatch
 def test_missing_auto_model_is_an_error_naming_the_arch(impl, tmp_path, model_impl):
     model_config = _custom_config(impl, tmp_path, model_impl=model_impl, with_auto_model=False)
     before = list(model_config.hf_config.architectures)
-    with pytest.raises(ValueError, match=rf"'{CUSTOM_ARCH}'.*AutoModel"):
+    with expect_raises(ValueError, "TF-3", "no class and no AutoModel", match=rf"'{CUSTOM_ARCH}'.*AutoModel"):
         impl.resolve_transformers_arch(model_config, model_config.hf_config.architectures)
     assert model_config.hf_config.architectures == before, "TF-7: a failed resolution changed the config"
 
@@ -205,7 +201,8 @@ def test_missing_auto_model_is_an_error_naming_the_arch(impl, tmp_path, model_im
 @pytest.mark.req("TF-4")
 def test_transformers_impl_requires_a_compatible_backend(impl, tmp_path):
     model_config = _custom_config(impl, tmp_path, model_impl="transformers", backend_compatible=False)
-    with pytest.raises(ValueError, match=f"The Transformers implementation of {CUSTOM_ARCH} is not compatible"):
+    message = f"The Transformers implementation of {CUSTOM_ARCH} is not compatible"
+    with expect_raises(ValueError, "TF-4", "an incompatible class", match=message):
         impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH])
 
 
@@ -226,7 +223,7 @@ def test_compatible_custom_model_falls_back(impl, tmp_path, model_impl):
 @pytest.mark.req("TF-5")
 def test_auto_impl_with_incompatible_backend_is_an_error(impl, tmp_path):
     model_config = _custom_config(impl, tmp_path, model_impl="auto", backend_compatible=False)
-    with pytest.raises(ValueError, match=f"{CUSTOM_ARCH} has no vLLM implementation"):
+    with expect_raises(ValueError, "TF-5", "an incompatible class", match=f"{CUSTOM_ARCH} has no vLLM implementation"):
         impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH])
 
 

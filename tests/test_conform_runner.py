@@ -29,7 +29,7 @@ def _verdicts(results, xfails=()):
 def test_failure_counts_against_the_requirement_its_message_names():
     results = [_result("test_a.py::t", "failed", ["DT-3", "DT-4"], "E   AssertionError: DT-4: nested leak")]
     verdicts, _ = _verdicts(results)
-    assert verdicts == {"DT-3": "not run", "DT-4": "failed", "PM-5": "not run"}
+    assert verdicts == {"DT-3": "inconclusive", "DT-4": "failed", "PM-5": "not run"}
 
 
 def test_failure_without_an_id_counts_against_all_cited():
@@ -116,13 +116,13 @@ def test_a_crashing_implementation_is_reported_and_the_run_continues(tmp_path):
         "--impl",
         "loaderspec_suites.support.broken_adapters:CRASHING",
         "-k",
-        "test_packed_mapping_is_kept_as_given or test_inverse_holds or test_default_is_set_inside",
+        "test_packed_mapping_is_kept_as_given or test_inverse_holds or test_normal_exit_restores",
     )
     outcomes = _outcomes(data)
     assert status == 1, output
     assert outcomes["test_packed_mapping_is_kept_as_given"] == "crashed", outcomes
     assert outcomes["test_inverse_holds_exactly_the_sub_names"] == "crashed", outcomes
-    assert outcomes["test_default_is_set_inside_and_restored_after"] == "passed", outcomes
+    assert outcomes["test_normal_exit_restores_the_default"] == "passed", outcomes
     assert "the test process died" in output
 
 
@@ -132,14 +132,15 @@ def test_a_hanging_implementation_is_stopped(tmp_path):
         "--impl",
         "loaderspec_suites.support.broken_adapters:HANGING",
         "--timeout",
-        "3",
+        "5",
         "-k",
-        "test_non_default_dtype_is_rejected or test_packed_mapping_is_kept_as_given",
+        "test_non_default_dtype_is_rejected or test_kv_proj_does_not_match_qkv_proj",
     )
     outcomes = _outcomes(data)
     assert status == 1, output
     assert outcomes["test_non_default_dtype_is_rejected_and_changes_nothing"] == "timeout", outcomes
-    assert outcomes["test_packed_mapping_is_kept_as_given"] == "passed", outcomes
+    # runs after the hang, in a fresh process; takes microseconds, so no load can time it out
+    assert outcomes["test_kv_proj_does_not_match_qkv_proj"] == "passed", outcomes
 
 
 def test_missing_names_and_hooks_are_not_provided(tmp_path):

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from . import strategies as lst
+from .support.errors import expect_raises
 
 floating = st.sampled_from(lst.DEFAULT_DTYPES)
 
@@ -53,15 +54,34 @@ def _run_block(set_default_torch_dtype, dtype: torch.dtype, how: str) -> torch.d
     return inside
 
 
-@pytest.mark.req("DT-1", "DT-2", "DT-3")
-@given(before=floating, dtype=floating, how=st.sampled_from(lst.BODY_EXITS))
-def test_default_is_set_inside_and_restored_after(impl, before, dtype, how):
+def _before_inside_after(set_default_torch_dtype, before, dtype, how):
     torch.set_default_dtype(before)
-    inside = _run_block(impl.set_default_torch_dtype, dtype, how)
-    after = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
+    try:
+        inside = _run_block(set_default_torch_dtype, dtype, how)
+        return inside, torch.get_default_dtype()
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.req("DT-1")
+@given(before=floating, dtype=floating, how=st.sampled_from(lst.BODY_EXITS))
+def test_default_is_set_inside_the_block(impl, before, dtype, how):
+    inside, _ = _before_inside_after(impl.set_default_torch_dtype, before, dtype, how)
     assert inside == dtype, f"DT-1: inside the block the default was {inside}, not {dtype}"
-    assert after == before, f"DT-2/DT-3: after a body that left by {how}, the default is {after}, was {before}"
+
+
+@pytest.mark.req("DT-2")
+@given(before=floating, dtype=floating)
+def test_normal_exit_restores_the_default(impl, before, dtype):
+    _, after = _before_inside_after(impl.set_default_torch_dtype, before, dtype, "return")
+    assert after == before, f"DT-2: after the body returned, the default is {after}, was {before}"
+
+
+@pytest.mark.req("DT-3")
+@given(before=floating, dtype=floating, how=st.sampled_from([e for e in lst.BODY_EXITS if e != "return"]))
+def test_every_other_exit_restores_the_default(impl, before, dtype, how):
+    _, after = _before_inside_after(impl.set_default_torch_dtype, before, dtype, how)
+    assert after == before, f"DT-3: after a body that left by {how}, the default is {after}, was {before}"
 
 
 @pytest.mark.req("DT-4")
@@ -99,7 +119,7 @@ def test_nested_blocks_restore_their_own_entry_dtype(impl, before, levels):
 def test_non_default_dtype_is_rejected_and_changes_nothing(impl, before, bad):
     torch.set_default_dtype(before)
     ran = []
-    with pytest.raises(TypeError) as raised:
+    with expect_raises(TypeError, "DT-5", f"set_default_torch_dtype({bad!r})") as raised:
         with impl.set_default_torch_dtype(bad):
             ran.append(True)
     after = torch.get_default_dtype()

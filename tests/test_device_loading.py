@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from . import strategies as lst
+from .support.errors import expect_raises
 from .support.tensors import Snapshot, raw_bytes
 
 DeviceContext = Callable[[torch.nn.Module, torch.device], AbstractContextManager[torch.nn.Module]]
@@ -112,8 +113,9 @@ def check_device_round_trip(
                     f"DL-5: {name} restored with is_pinned()={param.is_pinned()}, pinned memory available={pinned}"
                 )
         else:
+            requirement = "DL-3" if name in at_entry else "DL-6"
             assert now.data_ptr == final.data_ptr and now.device == final.device, (
-                f"DL-3/DL-6: {name} was not on CPU at entry but was moved on exit: "
+                f"{requirement}: {name} was not recorded on CPU at entry but was moved on exit: "
                 f"{final.describe()} -> {now.describe()}"
             )
     for name, buffer in module.named_buffers():
@@ -181,7 +183,7 @@ def check_failed_move_is_undone(
         owner._parameters[leaf].data.as_subclass(_FailsToMove), requires_grad=False
     )
     before = {name: Snapshot.of(p) for name, p in module.named_parameters()}
-    with pytest.raises(PlantedError):
+    with expect_raises(PlantedError, "DL-7", f"moving {doomed} failed"):
         with device_loading_context(module, target):
             pytest.fail("DL-7: the body ran although a parameter failed to move")
     for name, param in module.named_parameters():
@@ -200,7 +202,7 @@ def test_failed_move_is_undone(impl, accelerator, spec, failing):
 def test_target_must_be_a_device(impl, target):
     module = torch.nn.Linear(2, 2)
     weight = module.weight.data_ptr()
-    with pytest.raises(TypeError, match=re.escape(repr(target))):
+    with expect_raises(TypeError, "DL-8", f"target_device={target!r}", match=re.escape(repr(target))):
         with impl.device_loading_context(module, target):
             pytest.fail(f"DL-8: the body ran with target_device={target!r}")
     assert module.weight.data_ptr() == weight, "DL-8: a parameter moved before the target was rejected"

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 
 from . import strategies as lst
+from .support.errors import expect_raises
 
 
 def _self_contained(packed: str, subs: list[str]) -> bool:
@@ -120,7 +121,7 @@ def test_kv_proj_does_not_match_qkv_proj(impl):
 @pytest.mark.req("PM-6")
 @given(bad=lst.malformed_packed_mappings)
 def test_malformed_mapping_is_rejected(impl, bad):
-    with pytest.raises((TypeError, ValueError)) as raised:
+    with expect_raises((TypeError, ValueError), "PM-6", f"ParamMapping({bad!r})") as raised:
         impl.ParamMapping(bad)
     message = str(raised.value)
     offending = _offending_part(bad)

@@ -11,6 +11,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from .support.errors import expect_raises
 from .support.tensors import raw_bytes
 
 KINDS = ("plain", "quantized", "offloaded", "qkv-cross", "attention", "foreign-method", "none-method")
@@ -144,9 +145,15 @@ def test_each_hook_runs_once_in_order(impl, llama_folder, target, kinds, shared,
     def show(events):
         return [(e[0], kinds.index(kinds_by_module[id(e[1])]) if id(e[1]) in kinds_by_module else "?") for e in events]
 
-    assert seen == expected, (
-        f"PW-1/PW-2/PW-4: for layers {kinds} the hooks ran as {show(seen)}, expected {show(expected)}"
-    )
+    def only(events, kind):
+        return [e for e in events if e[0] == kind]
+
+    layers = f"for layers {kinds} the hooks ran as {show(seen)}, expected {show(expected)}"
+    quant_on_cross = [e for e in only(seen, "quant") if kinds_by_module.get(id(e[1])) == "qkv-cross"]
+    assert not quant_on_cross, f"PW-2: a cross-QKV layer's quant_method was called by the traversal; {layers}"
+    assert only(seen, "qkv") == only(expected, "qkv"), f"PW-2: {layers}"
+    assert only(seen, "quant") == only(expected, "quant") and not only(seen, "foreign"), f"PW-1: {layers}"
+    assert seen == expected, f"PW-4: attention hooks must run last, once each, with model_config.dtype; {layers}"
 
 
 @pytest.mark.req("PW-3")
@@ -180,7 +187,7 @@ def test_a_failing_hook_stops_the_pass(impl, llama_folder, target, kinds, fail_a
     if quant_layers < fail_at:
         impl.process_weights_after_loading(model, impl.model_config(llama_folder), target)
         return
-    with pytest.raises(PlantedError):
+    with expect_raises(PlantedError, "PW-5", f"a quantize method failing at call {fail_at}"):
         impl.process_weights_after_loading(model, impl.model_config(llama_folder), target)
     kinds_seen = [e.kind for e in log]
     assert kinds_seen.count("quant") == fail_at and "attention" not in kinds_seen, (

@@ -20,7 +20,8 @@ import pytest
 
 from loaderspec.conform.adapter import NotProvided
 
-_EXAMPLES = re.compile(r"(\d+) passing examples?, (\d+) failing examples?")
+# "60 passing examples, 0 failing examples" (older Hypothesis) or "60 passing, 0 failing"
+_EXAMPLES = re.compile(r"(\d+) passing(?: examples?)?, (?:and )?(\d+) failing")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -129,8 +130,8 @@ def _requirements(item: pytest.Item) -> list[str]:
 
 
 def _examples(item: pytest.Item) -> int | None:
-    match = _EXAMPLES.search(getattr(item, "hypothesis_statistics", "") or "")
-    return int(match.group(1)) + int(match.group(2)) if match else None
+    phases = _EXAMPLES.findall(getattr(item, "hypothesis_statistics", "") or "")
+    return sum(int(passing) + int(failing) for passing, failing in phases) if phases else None
 
 
 def _outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[str, str]:

@@ -12,7 +12,16 @@ FAILING = ("failed", "error", "timeout", "crashed")
 REQ_IN_MESSAGE = re.compile(r"\b([A-Z]{2}-\d+)\b")
 
 # Worst first: the verdict of a requirement is the worst outcome attributed to it.
-VERDICT_ORDER = ("failed", "unexpected pass", "expected failure", "passed", "not provided", "skipped", "not run")
+VERDICT_ORDER = (
+    "failed",
+    "unexpected pass",
+    "expected failure",
+    "passed",
+    "inconclusive",  # its only tests failed on other requirements first
+    "not provided",
+    "skipped",
+    "not run",
+)
 
 
 @dataclass
@@ -58,11 +67,11 @@ def _worst(outcomes: list[str]) -> str:
     return min(outcomes, key=VERDICT_ORDER.index) if outcomes else "not run"
 
 
-def _attributed(result: TestResult, req_id: str) -> str | None:
-    """What ``result`` says about ``req_id``: None when it failed on other requirements."""
+def _attributed(result: TestResult, req_id: str) -> str:
+    """What ``result`` says about ``req_id``."""
     if result.failing:
         if req_id not in result.failing_requirements():
-            return None
+            return "inconclusive"
         return "expected failure" if result.expected_failure else "failed"
     if result.outcome == "passed":
         return "unexpected pass" if result.expected_failure else "passed"
@@ -91,7 +100,7 @@ def judge(
     verdicts = []
     for requirement in requirements.values():
         cited = [r for r in results if requirement.id in r.requirements]
-        outcomes = [o for r in cited if (o := _attributed(r, requirement.id)) is not None]
+        outcomes = [_attributed(r, requirement.id) for r in cited]
         verdict = RequirementVerdict(
             requirement.id,
             requirement.level,

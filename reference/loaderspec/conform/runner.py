@@ -220,14 +220,14 @@ def conform(argv: list[str] | None = None) -> int:
         print(f"loaderspec conform: {error}", file=sys.stderr)
         return 2
     seed = None if args.profile == "ci" else (args.seed if args.seed is not None else random.randrange(2**32))
-    xfail_path = args.xfails or adapter.expected_failures()
     try:
+        xfail_path = args.xfails or adapter.expected_failures()
         xfails: list[Xfail] = load_xfails(xfail_path) if xfail_path else []
-    except XfailFileError as error:
+        info = header(adapter, args, seed, xfail_path)
+    except (AdapterError, XfailFileError) as error:
         print(f"loaderspec conform: {error}", file=sys.stderr)
         return 2
     requirements = load_requirements()
-    info = header(adapter, args, seed, xfail_path)
     width = max(len(key) for key in info)
     print("loaderspec conform")
     for key, value in info.items():
@@ -285,13 +285,21 @@ def conform(argv: list[str] | None = None) -> int:
     return status
 
 
+def _first_error_line(message: str) -> str:
+    """The first line that states an error (plain or inside an exception group)."""
+    for line in message.splitlines():
+        text = line.lstrip("E |+").strip()
+        if re.match(r"^(\w+(Error|Exception)|Failed|[A-Z]{2}-\d+):", text):
+            return text[:200]
+    return ""
+
+
 def _current_failures(results: list[TestResult]) -> list[Xfail]:
     entries: dict[str, Xfail] = {}
     for result in results:
         if not result.failing:
             continue
-        first = next((line for line in result.message.splitlines() if line.startswith("E ")), result.outcome)
-        reason = first.removeprefix("E").strip()[:200]
+        reason = _first_error_line(result.message) or result.outcome
         evidence = result.expected_failure.evidence if result.expected_failure else "TODO: link an issue or PR"
         failing = result.failing_requirements()
         if len(failing) == 1:

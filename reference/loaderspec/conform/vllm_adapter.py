@@ -130,6 +130,14 @@ class VllmAdapter(Adapter):
     def version(self) -> str:
         return " ".join(self.distribution())
 
+    def expected_failures(self) -> Path | None:
+        """``xfails/vllm-X.Y.Z.toml`` of the suites, for the installed release, if there is one."""
+        import loaderspec_suites
+
+        release = ".".join(str(part) for part in self.release()[:3])
+        path = Path(loaderspec_suites.__file__).parent / "xfails" / f"vllm-{release}.toml"
+        return path if path.exists() else None
+
     def release(self) -> tuple[int, ...]:
         """The numeric release of the installed vLLM, e.g. (0, 9, 2) for 0.9.2.post2."""
         from packaging.version import Version

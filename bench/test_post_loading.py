@@ -1,0 +1,56 @@
+"""Benchmarks of the post-loading path (spec chapter post-loading): ``process_weights_after_loading``.
+
+* traversal: no-op quantize methods on the MoE layout (1k, 10k, 100k modules), CPU target,
+  against two bare ``named_modules()`` passes with the same type checks (PW-1, PW-2, PW-4);
+* dense: the Llama-3-8B-shaped decoder with no-op / repack / cast methods, on the CPU and
+  on the accelerator with half the layers offloaded to the host, so every offloaded
+  quantized layer makes a round trip through ``device_loading_context`` (PW-3), against
+  the same work without the loader (bare passes + direct hooks + staged copies).
+
+Each figure and its floor share a benchmark group. Nothing is asserted about time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from loaderspec.conform.adapter import Adapter
+from loaderspec_bench import cases, workloads
+
+TRAVERSAL_SIZES = [pytest.param(n, id=f"{n // 1000}k") for n in (1_000, 10_000, 100_000)]
+ROLES = ["floor", "figure"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("modules", TRAVERSAL_SIZES)
+def test_traversal(
+    run_benchmark: Callable[..., None], impl: Adapter, configs: cases.ConfigCache, modules: int, role: str
+) -> None:
+    """PW-1/PW-4 traversal cost; ``figure`` is the implementation, ``floor`` the bare passes."""
+    case = cases.traversal_case(modules)
+    prepared = case.prepare(impl, configs.get(impl))
+    run_benchmark(case, prepared, role)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("method", workloads.METHODS)
+def test_dense(
+    run_benchmark: Callable[..., None],
+    impl: Adapter,
+    configs: cases.ConfigCache,
+    target: torch.device,
+    dense_scale: int,
+    method: str,
+    role: str,
+) -> None:
+    """PW-1/PW-3 with tensor work; on an accelerator half the layers are offloaded (DL-2/DL-4)."""
+    case = cases.dense_case(method, target, scale=dense_scale)
+    prepared = case.prepare(impl, configs.get(impl))
+    run_benchmark(case, prepared, role)
+    if role == "figure" and target.type != "cpu":
+        offloaded = [p for p in prepared.keep.model.parameters() if p.device.type == "cpu"]
+        assert sum(p.nbytes for p in offloaded) == prepared.keep.offloaded_bytes, (
+            "DL-4: after the post-loading pass the offloaded parameters are back on the host"
+        )
