@@ -7,11 +7,12 @@ import contextlib
 import copy
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 import torch
 import transformers
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from .support.errors import expect_raises
@@ -104,34 +105,82 @@ def _check_class(model_cls, arch, task):
         assert issubclass(model_cls, TOYS[arch]), f"AR-3: {model_cls} is not the class registered as {arch}"
 
 
-@pytest.mark.req("AR-1", "AR-2", "AR-3", "AR-4", "AR-5", "AR-6", "TF-1", "TF-4", "TF-5")
-@given(
-    archs=st.lists(st.sampled_from(ARCH_POOL), min_size=1, max_size=3, unique=True),
-    model_impl=st.sampled_from(MODEL_IMPLS),
-    quantization=st.sampled_from(QUANTIZATIONS),
-    task=st.sampled_from(TASKS),
-    compatible=st.booleans(),
-)
-def test_decision_table(impl, toys_registered, tmp_path_factory, archs, model_impl, quantization, task, compatible):
+@dataclass(frozen=True)
+class Case:
+    """One row of the decision table: a model folder's architectures and the config's choices."""
+
+    archs: tuple[str, ...]
+    model_impl: str
+    quantization: str | None
+    task: str
+    compatible: bool
+    """Whether the folder's custom AutoModel class is backend-compatible."""
+
+    def __str__(self) -> str:
+        return (
+            f"architectures={list(self.archs)} model_impl={self.model_impl} "
+            f"quantization={self.quantization} task={self.task} compatible={self.compatible}"
+        )
+
+
+def cases(pool: tuple[str, ...] = ARCH_POOL, model_impls: tuple[str, ...] = MODEL_IMPLS) -> st.SearchStrategy[Case]:
+    return st.builds(
+        Case,
+        archs=st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True).map(tuple),
+        model_impl=st.sampled_from(model_impls),
+        quantization=st.sampled_from(QUANTIZATIONS),
+        task=st.sampled_from(TASKS),
+        compatible=st.booleans(),
+    )
+
+
+def _config_for(impl, tmp_path_factory, case: Case):
     folder = write_custom_code_folder(
-        tmp_path_factory.mktemp("model"), architectures=archs, backend_compatible=compatible
+        tmp_path_factory.mktemp("model"), architectures=list(case.archs), backend_compatible=case.compatible
     )
-    model_config = impl.model_config(
-        folder, model_impl=model_impl, quantization=quantization, task=task, trust_remote_code=True
+    return impl.model_config(
+        folder, model_impl=case.model_impl, quantization=case.quantization, task=case.task, trust_remote_code=True
     )
+
+
+@pytest.mark.req("AR-1", "AR-2", "AR-3", "AR-4", "AR-5", "TF-1", "TF-4", "TF-5")
+@given(case=cases())
+def test_decision_table(impl, toys_registered, tmp_path_factory, case):
+    expected_arch, subject, deciding = _expected(impl, case.archs, case.model_impl, case.quantization, case.compatible)
+    assume(expected_arch is not None or deciding != "AR-3")  # test_no_supported_architecture_is_an_error
+    model_config = _config_for(impl, tmp_path_factory, case)
     written = list(model_config.hf_config.architectures)
-    expected_arch, subject, deciding = _expected(impl, archs, model_impl, quantization, compatible)
-    case = f"architectures={archs} model_impl={model_impl} quantization={quantization} task={task}"
 
     if expected_arch is None:
         with expect_raises(ValueError, deciding, f"{case} must fail", match=subject):
             impl.get_model_architecture(model_config)
-    else:
-        model_cls, arch = impl.get_model_architecture(model_config)
-        assert arch == expected_arch, f"{deciding}: {case} resolved to {arch}, expected {expected_arch}"
-        _check_class(model_cls, arch, task)
-        assert impl.get_architecture_class_name(model_config) == arch, "AR-5: get_architecture_class_name differs"
-        assert impl.get_model_cls(model_config).__name__ == model_cls.__name__, "AR-5: get_model_cls differs"
+        return
+    model_cls, arch = impl.get_model_architecture(model_config)
+    assert arch == expected_arch, f"{deciding}: {case} resolved to {arch}, expected {expected_arch}"
+    _check_class(model_cls, arch, case.task)
+    model_config.hf_config.architectures = list(written)  # AR-6 is checked on its own
+    assert impl.get_architecture_class_name(model_config) == arch, f"AR-5: get_architecture_class_name for {case}"
+    model_config.hf_config.architectures = list(written)
+    assert impl.get_model_cls(model_config).__name__ == model_cls.__name__, f"AR-5: get_model_cls for {case}"
+
+
+@pytest.mark.req("AR-3")
+@given(
+    case=cases(pool=(CUSTOM_ARCH, "NoSuchModelForCausalLM", "LoaderspecUnregisteredForCausalLM"), model_impls=("vllm",))
+)
+def test_no_supported_architecture_is_an_error(impl, toys_registered, tmp_path_factory, case):
+    model_config = _config_for(impl, tmp_path_factory, case)
+    with expect_raises(ValueError, "AR-3", f"{case}: no architecture is supported", match=case.archs[0]):
+        impl.get_model_architecture(model_config)
+
+
+@pytest.mark.req("AR-6")
+@given(case=cases())
+def test_resolution_leaves_the_config_alone(impl, toys_registered, tmp_path_factory, case):
+    model_config = _config_for(impl, tmp_path_factory, case)
+    written = list(model_config.hf_config.architectures)
+    with contextlib.suppress(ValueError):
+        impl.get_model_architecture(model_config)
     assert model_config.hf_config.architectures == written, (
         f"AR-6: {case} rewrote hf_config.architectures: {written} -> {model_config.hf_config.architectures}"
     )
