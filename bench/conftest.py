@@ -23,7 +23,7 @@ import pytest
 import torch
 from loaderspec.conform.adapter import Adapter, AdapterError
 from loaderspec_bench import cases, regression, targets
-from loaderspec_bench.measure import NOISY_SPREAD, calibrate
+from loaderspec_bench.measure import NOISY_SPREAD, calibrate, steady_allocator
 from loaderspec_bench.runner import busy_note, probe_adapter
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -66,6 +66,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="divide Llama-3-8B's widths by S for the dense workloads (default 8: ~250 MB in bfloat16)",
     )
     group.addoption(
+        "--bench-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch intra-op threads for the benchmarks (default: torch's; 1 is steadier on a shared machine)",
+    )
+    group.addoption(
+        "--bench-malloc-default",
+        action="store_true",
+        help="keep glibc's adaptive malloc thresholds (default: fixed, see measure.steady_allocator)",
+    )
+    group.addoption(
         "--bench-e2e",
         action="store_true",
         help="also run the end-to-end workflow check (sequential pytest runs; timing-sensitive, slow)",
@@ -74,7 +86,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: end-to-end workflow check, runs only with --bench-e2e")
+    threads = config.getoption("--bench-threads")
+    if threads:
+        torch.set_num_threads(threads)
+    if not config.getoption("--bench-malloc-default") and _runs_benchmarks(config):
+        steady_allocator()
     config.stash[_FIGURES] = Figures()
+
+
+def _runs_benchmarks(config: pytest.Config) -> bool:
+    """Whether this session runs benchmarks (not, e.g., ``pytest tests bench/test_regression_check.py``)."""
+    return any(
+        "test_post_loading" in str(a) or "test_device_loading" in str(a) or str(a).rstrip("/").endswith("bench")
+        for a in config.args
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -24,7 +24,7 @@ from loaderspec.conform.adapter import Adapter, AdapterError, NotProvided, load_
 
 from . import cases as bench_cases
 from . import floors, targets
-from .measure import Series, format_seconds, interleaved
+from .measure import Series, format_seconds, interleaved, steady_allocator
 
 
 @dataclass
@@ -40,6 +40,10 @@ class Options:
     dense_scale: int | None = None
     only: list[str] = field(default_factory=list)
     host_memory: bool = True
+    threads: int | None = None
+    """``torch.set_num_threads`` for the run (None: torch's default)."""
+    malloc_default: bool = False
+    """Keep glibc's adaptive malloc thresholds (default: :func:`measure.steady_allocator`)."""
 
     @property
     def effective_rounds(self) -> int:
@@ -335,6 +339,9 @@ def run(options: Options, out: TextIO | None = None) -> int:
     """Run the benchmark; print the table to ``out`` (stdout); write JSON if asked. Returns the exit status."""
     out = out if out is not None else sys.stdout
     started = time.perf_counter()
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    allocator = "" if options.malloc_default else steady_allocator()
     impl, why = _load(options.impl)
     if impl is None:
         print(f"loaderspec bench: {why}", file=sys.stderr)
@@ -366,6 +373,11 @@ def run(options: Options, out: TextIO | None = None) -> int:
     print(
         f"targets: {', '.join(str(t) for t in target_list)}; {rounds} rounds per figure, X, Y and floor "
         "interleaved; medians, spread = IQR/median (noisy above 10%)",
+        file=out,
+    )
+    print(
+        f"host allocator: {allocator or 'as the process found it'}"
+        + ("" if options.malloc_default or not allocator else " (--malloc-default to keep glibc's adaptive one)"),
         file=out,
     )
     busy = busy_note("at the start")
@@ -419,6 +431,8 @@ def run(options: Options, out: TextIO | None = None) -> int:
             "targets": [str(t) for t in target_list],
             "quick": options.quick,
             "dense_scale": scale,
+            "threads": torch.get_num_threads(),
+            "host_allocator": allocator or "default",
             "notes": notes,
             "load_average_end": _load_average(),
             "cases": [row.as_dict() for row in rows],

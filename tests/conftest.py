@@ -45,6 +45,10 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "req(*ids): the spec requirement IDs a test checks")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--impl",

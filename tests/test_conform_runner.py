@@ -29,7 +29,7 @@ def _verdicts(results, xfails=()):
 def test_failure_counts_against_the_requirement_its_message_names():
     results = [_result("test_a.py::t", "failed", ["DT-3", "DT-4"], "E   AssertionError: DT-4: nested leak")]
     verdicts, _ = _verdicts(results)
-    assert verdicts == {"DT-3": "inconclusive", "DT-4": "failed", "PM-5": "not run"}
+    assert verdicts == {"DT-3": "inconclusive", "DT-4": "failed", "PM-5": "not selected"}
 
 
 def test_failure_without_an_id_counts_against_all_cited():
@@ -52,6 +52,14 @@ def test_expected_failures_unexpected_passes_and_stale_entries():
     assert verdicts == {"DT-3": "expected failure", "DT-4": "passed", "PM-5": "unexpected pass"}
     assert [x.id for x in stale] == ["test_gone.py::test_removed"]
     assert exit_status(results, judge(results, REQS, xfails)[0]) == 1  # the unexpected pass
+
+
+def test_collected_but_not_run_fails_the_run():
+    results = [_result("test_a.py::t", "passed", ["DT-3"]), _result("test_b.py::u", "not run", ["DT-4"])]
+    verdicts, _ = judge(results, REQS, [])
+    assert {v.id: v.verdict for v in verdicts}["DT-4"] == "not run"
+    assert exit_status(results, verdicts) == 1
+    assert exit_status([], verdicts) == 1  # nothing ran at all
 
 
 def test_expected_failure_by_test_id_matches_parametrized_nodes():

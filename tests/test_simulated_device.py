@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.support import simulated_device as sd
+from .support import simulated_device as sd
 
 _DTYPE_NAMES = [
     "float32",
@@ -271,7 +271,7 @@ def test_pinned_in_fresh_process(sim: torch.device) -> None:
     """Pinning works before any sim tensor exists (the hooks' lazy init is not needed first)."""
     code = (
         "import torch\n"
-        "from tests.support.simulated_device import simulated_device\n"
+        f"from {sd.__name__} import simulated_device\n"
         "simulated_device()\n"
         "a = torch.empty(3, pin_memory=True)\n"
         "b = torch.empty_strided((2, 3), (1, 2), pin_memory=True)\n"

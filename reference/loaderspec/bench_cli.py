@@ -4,6 +4,7 @@ Usage::
 
     loaderspec bench [--impl X] [--vs Y] [--rounds N] [--quick] [--json PATH]
                      [--targets auto|cpu,sim,cuda] [--dense-scale S] [--only SUBSTRING ...]
+                     [--threads N] [--malloc-default] [--no-host-memory]
 
 X and Y are adapter names (``reference``, ``vllm``) or modules defining ``ADAPTER``, as
 for the conformance suites. Both run in this process, round after round, with the floor
@@ -58,6 +59,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--only", nargs="*", default=[], metavar="SUBSTRING", help="run only workloads whose name contains one"
     )
     parser.add_argument("--no-host-memory", action="store_true", help="skip the host-memory figure")
+    parser.add_argument(
+        "--malloc-default",
+        action="store_true",
+        help="keep glibc's adaptive malloc thresholds (default: fixed, so freed memory is reused "
+        "and figures do not depend on which contender ran before)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's); 1 keeps figures stable on a shared machine",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +102,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         dense_scale=args.dense_scale,
         only=list(args.only or []),
         host_memory=not args.no_host_memory,
+        threads=args.threads,
+        malloc_default=args.malloc_default,
     )
     return run(options)
 

@@ -73,6 +73,22 @@ _current: pytest.Item | None = None
 _TIMEOUT_EXIT_STATUS = 124
 
 
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """A module that fails to import is an error of the run, not a silent gap."""
+    if _events is not None and report.failed:
+        _events.write(
+            event="result",
+            nodeid=report.nodeid,
+            when="collect",
+            outcome="error",
+            requirements=[],
+            duration=0,
+            examples=None,
+            message=report.longreprtext,
+            time=time.time(),
+        )
+
+
 def _on_alarm(signum: int, frame: object) -> None:
     """Record the hanging test as timed out, then end the process.
 

@@ -8,19 +8,21 @@ from dataclasses import asdict, dataclass, field
 from loaderspec.conform.requirements import Requirement
 from loaderspec.conform.xfails import Xfail
 
-FAILING = ("failed", "error", "timeout", "crashed")
+FAILING = ("failed", "error", "timeout", "crashed", "not run")
+"""Outcomes that make a run fail unless expected ("not run": collected, never run)."""
 REQ_IN_MESSAGE = re.compile(r"\b([A-Z]{2}-\d+)\b")
 
 # Worst first: the verdict of a requirement is the worst outcome attributed to it.
 VERDICT_ORDER = (
     "failed",
+    "not run",
     "unexpected pass",
     "expected failure",
     "passed",
     "inconclusive",  # its only tests failed on other requirements first
     "not provided",
     "skipped",
-    "not run",
+    "not selected",  # no test citing it was collected (-k)
 )
 
 
@@ -64,11 +66,13 @@ class RequirementVerdict:
 
 
 def _worst(outcomes: list[str]) -> str:
-    return min(outcomes, key=VERDICT_ORDER.index) if outcomes else "not run"
+    return min(outcomes, key=VERDICT_ORDER.index) if outcomes else "not selected"
 
 
 def _attributed(result: TestResult, req_id: str) -> str:
     """What ``result`` says about ``req_id``."""
+    if result.outcome == "not run":
+        return "not run"
     if result.failing:
         if req_id not in result.failing_requirements():
             return "inconclusive"
@@ -124,7 +128,9 @@ def judge(
 
 
 def exit_status(results: list[TestResult], verdicts: list[RequirementVerdict]) -> int:
-    """1 on any unexpected failure or unexpected pass, else 0."""
+    """1 on any unexpected failure or unexpected pass, or when no test ran; else 0."""
+    if not results:
+        return 1
     unexpected_failure = any(r.failing and r.expected_failure is None for r in results)
     unexpected_pass = any(v.verdict == "unexpected pass" for v in verdicts) or any(
         r.outcome == "passed" and r.expected_failure is not None for r in results

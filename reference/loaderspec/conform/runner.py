@@ -153,15 +153,15 @@ def run_suites(args: argparse.Namespace, seed: int | None, workdir: Path) -> tup
     ini.write_text(_INI)
     results: dict[str, TestResult] = {}
     notes: list[str] = []
-    collected: list[str] = []
+    collected: dict[str, list[str]] = {}
     for attempt in range(MAX_RESTARTS + 1):
         events_path = workdir / f"events-{attempt}.jsonl"
         command = _child_command(args, seed, events_path, ini, deselect=list(results))
         child = subprocess.run(command, check=False)
         events = _read_events(events_path)
         for event in events:
-            if event["event"] == "collected":
-                collected = collected or event["nodeids"]
+            if event["event"] == "collected" and not collected:
+                collected = {n: event.get("requirements", {}).get(n, []) for n in event["nodeids"]}
             elif event["event"] == "result":
                 _merge(results, event)
         if any(event["event"] == "finish" for event in events):
@@ -184,8 +184,17 @@ def run_suites(args: argparse.Namespace, seed: int | None, workdir: Path) -> tup
     else:
         notes.append(f"gave up after {MAX_RESTARTS} crashes")
     not_run = [nodeid for nodeid in collected if nodeid not in results]
+    for nodeid in not_run:
+        results[nodeid] = TestResult(
+            nodeid=nodeid,
+            outcome="not run",
+            requirements=collected[nodeid],
+            message="collected, but the test process ended before running it",
+        )
     if not_run:
         notes.append(f"{len(not_run)} collected tests were not run: {not_run[:5]}{' ...' if len(not_run) > 5 else ''}")
+    if not collected and not results:
+        notes.append("no test was collected")
     return list(results.values()), notes
 
 
