@@ -89,17 +89,8 @@ def pytest_configure(config: pytest.Config) -> None:
     threads = config.getoption("--bench-threads")
     if threads:
         torch.set_num_threads(threads)
-    if not config.getoption("--bench-malloc-default") and _runs_benchmarks(config):
-        steady_allocator()
+
     config.stash[_FIGURES] = Figures()
-
-
-def _runs_benchmarks(config: pytest.Config) -> bool:
-    """Whether this session runs benchmarks (not, e.g., ``pytest tests bench/test_regression_check.py``)."""
-    return any(
-        "test_post_loading" in str(a) or "test_device_loading" in str(a) or str(a).rstrip("/").endswith("bench")
-        for a in config.args
-    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -221,8 +212,19 @@ def _stats(benchmark: Any) -> tuple[float, float] | None:
     return median, (stats.iqr / median if median else math.nan)
 
 
+@pytest.fixture(scope="session")
+def host_allocator(request: pytest.FixtureRequest) -> str:
+    """Fix glibc's malloc thresholds for the benchmarks (``measure.steady_allocator``), once.
+
+    Applied when the first benchmark runs, so a session that runs none (CI's) is untouched.
+    """
+    if request.config.getoption("--bench-malloc-default"):
+        return "default"
+    return steady_allocator() or "default"
+
+
 @pytest.fixture
-def run_benchmark(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., None]:
+def run_benchmark(request: pytest.FixtureRequest, benchmark: Any, host_allocator: str) -> Callable[..., None]:
     """Benchmark a prepared case's figure or floor with pytest-benchmark (pedantic, budgeted rounds)."""
     figures = request.config.stash[_FIGURES]
     budget = request.config.getoption("--bench-seconds")
@@ -243,7 +245,13 @@ def run_benchmark(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..
         rounds = int(min(200, max(5, budget / per_round)))
         benchmark.group = group
         benchmark.extra_info.update(
-            {"role": role, "floor": case.floor_kind, "target": str(case.target), **prepared.info}
+            {
+                "role": role,
+                "host_allocator": host_allocator,
+                "floor": case.floor_kind,
+                "target": str(case.target),
+                **prepared.info,
+            }
         )
         if prepared.nbytes:
             benchmark.extra_info["nbytes"] = prepared.nbytes

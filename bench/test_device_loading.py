@@ -46,9 +46,10 @@ def test_host_memory(
     accelerator: torch.device,
     dense_scale: int,
     bench_figures: object,
+    host_allocator: str,
 ) -> None:
     """Host bytes held after the post-loading pass restored every offloaded layer (DL-4, DL-5)."""
     build = cases.host_memory_build(impl, configs.get(impl), accelerator, scale=dense_scale)
     result = floors.measure_host_memory(build, accelerator)
-    bench_figures.host_memory[str(accelerator)] = result.as_dict()  # type: ignore[attr-defined]
+    bench_figures.host_memory[str(accelerator)] = {**result.as_dict(), "host_allocator": host_allocator}  # type: ignore[attr-defined]
     assert result.param_bytes > 0

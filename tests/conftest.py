@@ -30,7 +30,7 @@ _COMMON = {
     ]
 }
 settings.register_profile(
-    "ci", derandomize=True, deadline=None, print_blob=True, max_examples=60, database=None, **_COMMON
+    "ci", derandomize=True, deadline=None, print_blob=True, max_examples=100, database=None, **_COMMON
 )
 settings.register_profile("dev", deadline=None, print_blob=True, max_examples=100, **_COMMON)
 settings.register_profile(

@@ -7,10 +7,7 @@ branch of the seed is in the index's branch table, whose tests column is current
 from __future__ import annotations
 
 from loaderspec.conform import traceability
-from loaderspec.conform.requirements import load_requirements
-
-META_MODULES = {"test_requirements.py", "test_mutants.py", "test_simulated_device.py", "test_conform_runner.py"}
-"""Modules that test the suites themselves, not a requirement."""
+from loaderspec.conform.requirements import META_TEST_MODULES, load_requirements
 
 
 def _marks():
@@ -32,7 +29,7 @@ def test_tests_cite_only_known_requirements():
 
 
 def test_every_requirement_test_names_its_ids():
-    unmarked = [test for test, ids in _marks().items() if not ids and test.split("::")[0] not in META_MODULES]
+    unmarked = [test for test, ids in _marks().items() if not ids and test.split("::")[0] not in META_TEST_MODULES]
     assert not unmarked, f"tests without @pytest.mark.req(...): {unmarked}"
 
 

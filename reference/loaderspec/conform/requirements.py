@@ -21,6 +21,10 @@ CHAPTERS = (
 )
 """The normative chapters, in reading order; each shares its name with a test module."""
 
+META_TEST_MODULES = ("test_conform_runner.py", "test_mutants.py", "test_requirements.py", "test_simulated_device.py")
+"""Test modules that check loaderspec itself (its runner, its suites' power, its simulated
+device), not a requirement: ``loaderspec conform`` leaves them out unless ``--meta``."""
+
 HEADING = re.compile(r"^### ([A-Z]{2}-\d+) \((MUST|SHOULD|MAY)\) (.+)$", re.MULTILINE)
 ID = re.compile(r"^[A-Z]{2}-\d+$")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import loaderspec
 from loaderspec.conform.adapter import Adapter, AdapterError, load_adapter
 from loaderspec.conform.report import TestResult, counts, exit_status, judge, render_table, to_json
-from loaderspec.conform.requirements import load_requirements
+from loaderspec.conform.requirements import META_TEST_MODULES, load_requirements
 from loaderspec.conform.xfails import Xfail, XfailFileError, dump_xfails, load_xfails
 
 PROFILES = ("ci", "dev", "thorough")
@@ -55,6 +55,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("-k", dest="keyword", default=None, help="only tests matching this pytest -k expression")
     parser.add_argument("--timeout", type=float, default=300, help="seconds before a hanging test is stopped")
     parser.add_argument("--markdown", type=Path, default=None, help="write the requirement table as Markdown here")
+    parser.add_argument(
+        "--meta", action="store_true", help=f"also run the suites' self-tests ({', '.join(META_TEST_MODULES)})"
+    )
     return parser
 
 
@@ -101,6 +104,8 @@ def _child_command(
     if args.keyword:
         command += ["-k", args.keyword]
     command += [f"--deselect={nodeid}" for nodeid in deselect]
+    if not args.meta:
+        command += [f"--ignore={suites_dir() / module}" for module in META_TEST_MODULES]
     return command
 
 
