@@ -47,6 +47,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "req(*ids): the spec requirement IDs a test checks")
+    # Here rather than in an ini file: the suites also run from the installed wheel.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:transformers.*")
+    config.addinivalue_line("filterwarnings", "ignore:ComplexHalf support is experimental:UserWarning")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -116,6 +116,12 @@ ALL_DTYPES = tuple(
         "bfloat16",
         "float8_e4m3fn",
         "float8_e5m2",
+        "float8_e4m3fnuz",
+        "float8_e5m2fnuz",
+        "float8_e8m0fnu",
+        "complex32",
+        "complex64",
+        "complex128",
         "int8",
         "int16",
         "int32",
@@ -125,12 +131,10 @@ ALL_DTYPES = tuple(
         "uint32",
         "uint64",
         "bool",
-        "complex64",
-        "complex128",
     )
     if _has_dtype(name)
 )
-"""Every dtype a parameter may hold here, bf16, fp8, unsigned, bool and complex included."""
+"""Every dtype a parameter may hold here: bf16, every fp8, unsigned, bool and complex (chalf too)."""
 
 # --- tensors and modules (device loading chapter) ---------------------------
 

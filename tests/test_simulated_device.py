@@ -17,33 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from .strategies import ALL_DTYPES, DEFAULT_DTYPES
 from .support import simulated_device as sd
 
-_DTYPE_NAMES = [
-    "float32",
-    "float64",
-    "float16",
-    "bfloat16",
-    "float8_e4m3fn",
-    "float8_e5m2",
-    "float8_e4m3fnuz",
-    "float8_e5m2fnuz",
-    "float8_e8m0fnu",
-    "complex32",
-    "complex64",
-    "complex128",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "bool",
-]
-DTYPES = [getattr(torch, name) for name in _DTYPE_NAMES if isinstance(getattr(torch, name, None), torch.dtype)]
-FLOAT_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+DTYPES = list(ALL_DTYPES)
+FLOAT_DTYPES = list(DEFAULT_DTYPES)
 
 pytestmark = pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental:UserWarning")
 
