@@ -23,7 +23,7 @@ import pytest
 import torch
 from loaderspec.conform.adapter import Adapter, AdapterError
 from loaderspec_bench import cases, regression, targets
-from loaderspec_bench.measure import NOISY_SPREAD, calibrate, steady_allocator
+from loaderspec_bench.measure import FLOOR_CLOCK, NOISY_SPREAD, calibrate, paired_ratio, steady_allocator
 from loaderspec_bench.runner import busy_note, probe_adapter
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -180,12 +180,19 @@ class Figures:
 
     figures: dict[str, Entry] = field(default_factory=dict)
     floors: dict[str, Entry] = field(default_factory=dict)
+    paired: dict[str, Entry] = field(default_factory=dict)
+    """``*_vs_floor`` benchmarks: median of figure / floor per round."""
     host_memory: dict[str, Any] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
         out = []
-        for group, figure in self.figures.items():
+        for group in dict.fromkeys([*self.figures, *self.paired]):
+            figure = self.figures.get(group)
             floor = self.floors.get(group)
+            paired = self.paired.get(group)
+            if figure is None:
+                out.append({"group": group, "paired_ratio": paired.median, "paired_spread": paired.spread})
+                continue
             out.append(
                 {
                     "group": group,
@@ -195,6 +202,8 @@ class Figures:
                     "floor_spread": floor.spread if floor else None,
                     "ratio_to_floor": figure.median / floor.median if floor and floor.median else None,
                     "nbytes": figure.nbytes,
+                    "paired_ratio": paired.median if paired else None,
+                    "paired_spread": paired.spread if paired else None,
                 }
             )
         return out
@@ -274,6 +283,52 @@ def run_benchmark(request: pytest.FixtureRequest, benchmark: Any, host_allocator
     return run
 
 
+@pytest.fixture
+def run_vs_floor(request: pytest.FixtureRequest, benchmark: Any, host_allocator: str) -> Callable[..., None]:
+    """Benchmark figure / floor per round (``measure.FLOOR_CLOCK``): drift-proof regression tracking.
+
+    The test must carry ``@pytest.mark.benchmark(timer=FLOOR_CLOCK.read)``. Figure and
+    floor run on workloads of their own (``figure``, ``floor``: two :class:`cases.Prepared`).
+    """
+    figures = request.config.stash[_FIGURES]
+    budget = request.config.getoption("--bench-seconds")
+
+    def run(case: cases.Case, figure: cases.Prepared, floor: cases.Prepared) -> None:
+        flip = [False]
+
+        def one_round() -> None:
+            flip[0] = not flip[0]
+            ratio = paired_ratio(
+                figure.run,
+                floor.floor,
+                figure_setup=figure.setup,
+                floor_setup=floor.setup,
+                floor_first=flip[0],
+            )
+            FLOOR_CLOCK.advance(ratio)
+
+        start = time.perf_counter()
+        one_round()
+        per_round = max(time.perf_counter() - start, 1e-6)
+        rounds = int(min(200, max(6, budget / per_round)))
+        benchmark.group = f"{case.name} (figure / floor)"
+        benchmark.extra_info.update(
+            {
+                "unit": "floors (1 s = the floor's time, measured in the same round)",
+                "floor": case.floor_kind,
+                "target": str(case.target),
+                "host_allocator": host_allocator,
+                **figure.info,
+            }
+        )
+        benchmark.pedantic(one_round, rounds=rounds, iterations=1, warmup_rounds=1)
+        measured = _stats(benchmark)
+        if measured is not None:
+            figures.paired[case.name] = Entry(*measured)
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def bench_figures(request: pytest.FixtureRequest) -> Figures:
     """The session's figures registry (host-memory results are added here)."""
@@ -288,7 +343,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     figures = config.stash.get(_FIGURES, None)
-    if figures is None or not (figures.figures or figures.host_memory):
+    if figures is None or not (figures.figures or figures.paired or figures.host_memory):
         return
     tr = terminalreporter
     tr.section("loaderspec: figures next to their floors (medians; spread = IQR/median)")
@@ -296,6 +351,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if busy:
         tr.write_line(f"note: {busy}")
     for row in figures.rows():
+        paired = ""
+        if row.get("paired_ratio") is not None:
+            paired_noisy = " noisy" if row["paired_spread"] > NOISY_SPREAD else ""
+            paired = f"   paired ratio {row['paired_ratio']:.2f} ±{row['paired_spread']:.0%}{paired_noisy}"
+        if "median_s" not in row:
+            tr.write_line(f"{row['group']:<48}{paired}")
+            continue
         noisy = " noisy" if row["spread"] > NOISY_SPREAD else ""
         line = f"{row['group']:<48} {row['median_s'] * 1e3:10.3f} ms ±{row['spread']:.0%}{noisy}"
         if row["floor_median_s"] is not None:
@@ -308,7 +370,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             line += f"   {row['nbytes'] / row['median_s'] / 1e9:.2f} GB/s"
             if row["floor_median_s"]:
                 line += f" (floor {row['nbytes'] / row['floor_median_s'] / 1e9:.2f} GB/s)"
-        tr.write_line(line)
+        tr.write_line(line + paired)
     for target, result in figures.host_memory.items():
         if "problem" in result:
             tr.write_line(f"host memory on {target}: {result['problem']}")

@@ -171,3 +171,53 @@ def format_seconds(seconds: float) -> str:
     if seconds >= 1e-3:
         return f"{seconds * 1e3:.2f}ms"
     return f"{seconds * 1e6:.1f}us"
+
+
+class FloorClock:
+    """The clock of the ``*_vs_floor`` benchmarks: it reads in floors, not in seconds.
+
+    pytest-benchmark times a call as ``timer()`` after minus ``timer()`` before. A
+    ``*_vs_floor`` round runs the figure and its floor back to back (order alternating)
+    and advances this clock by ``figure time / floor time``; so pytest-benchmark records,
+    saves and compares the ratio (shown as seconds: ``1.47 s`` = 1.47 floors). Drift of the
+    machine between runs moves figure and floor alike and cancels in the ratio, which is
+    what makes ``--benchmark-compare-fail`` usable on a shared machine.
+    """
+
+    def __init__(self) -> None:
+        self._now = 0.0
+
+    def read(self) -> float:
+        return self._now
+
+    def advance(self, floors: float) -> None:
+        self._now += floors
+
+
+FLOOR_CLOCK = FloorClock()
+
+
+def paired_ratio(
+    figure: Callable[[], object],
+    floor: Callable[[], object],
+    *,
+    figure_setup: Callable[[], object] | None = None,
+    floor_setup: Callable[[], object] | None = None,
+    floor_first: bool = False,
+) -> float:
+    """Time ``figure`` and ``floor`` once each, back to back (setups untimed); return their ratio."""
+    times = {}
+    order = (("floor", floor, floor_setup), ("figure", figure, figure_setup))
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for name, fn, setup in order if floor_first else order[::-1]:
+            if setup is not None:
+                setup()
+            start = time.perf_counter()
+            fn()
+            times[name] = time.perf_counter() - start
+    finally:
+        if was_enabled:
+            gc.enable()
+    return times["figure"] / max(times["floor"], 1e-9)

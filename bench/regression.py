@@ -1,8 +1,9 @@
 """Regression tracking: a planted slowdown, and the meta check that the workflow catches it.
 
 The workflow (``bench/README.md``) is pytest-benchmark's own: save a baseline with
-``--benchmark-autosave``, later run with ``--benchmark-compare --benchmark-compare-fail=
-median:5%``. :func:`plant` makes an adapter whose ``process_weights_after_loading`` is
+``--benchmark-save``/``--benchmark-autosave``, later run the ``*_vs_floor`` benchmarks
+(figure / floor per round, drift-proof) with ``--benchmark-compare
+--benchmark-compare-fail=median:5%``. :func:`plant` makes an adapter whose ``process_weights_after_loading`` is
 slower by a given fraction of its own time (the bench suite's ``--bench-plant-slowdown``),
 so anyone can see a regression reported.
 

@@ -18,6 +18,7 @@ import pytest
 import torch
 from loaderspec.conform.adapter import Adapter
 from loaderspec_bench import cases, floors, workloads
+from loaderspec_bench.measure import FLOOR_CLOCK
 
 SIZES = [pytest.param(n, id=workloads.format_bytes(n)) for n in workloads.SIZE_SWEEP]
 
@@ -38,6 +39,21 @@ def test_round_trip(
     run_benchmark(case, prepared, role)
     if role == "figure":
         assert prepared.keep.weight.device.type == "cpu", "DL-4: the parameter is back on the host"
+
+
+@pytest.mark.benchmark(timer=FLOOR_CLOCK.read)
+@pytest.mark.parametrize("nbytes", SIZES)
+def test_round_trip_vs_floor(
+    run_vs_floor: Callable[..., None],
+    impl: Adapter,
+    configs: cases.ConfigCache,
+    accelerator: torch.device,
+    nbytes: int,
+) -> None:
+    """Round trip / plain copies, paired per round (DL-2, DL-4)."""
+    case = cases.round_trip_case(nbytes, accelerator)
+    config = configs.get(impl)
+    run_vs_floor(case, case.prepare(impl, config), case.prepare(impl, config))
 
 
 def test_host_memory(

@@ -7,7 +7,10 @@
   quantized layer makes a round trip through ``device_loading_context`` (PW-3), against
   the same work without the loader (bare passes + direct hooks + staged copies).
 
-Each figure and its floor share a benchmark group. Nothing is asserted about time.
+Each figure and its floor share a benchmark group. The ``*_vs_floor`` benchmarks record,
+per round, figure time / floor time (``measure.FLOOR_CLOCK``: shown as seconds, 1 s = the
+floor): drift of the machine cancels in them, so they are what regression tracking compares
+(README, "Regression tracking"). Nothing is asserted about time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pytest
 import torch
 from loaderspec.conform.adapter import Adapter
 from loaderspec_bench import cases, workloads
+from loaderspec_bench.measure import FLOOR_CLOCK
 
 TRAVERSAL_SIZES = [pytest.param(n, id=f"{n // 1000}k") for n in (1_000, 10_000, 100_000)]
 ROLES = ["floor", "figure"]
@@ -54,3 +58,30 @@ def test_dense(
         assert sum(p.nbytes for p in offloaded) == prepared.keep.offloaded_bytes, (
             "DL-4: after the post-loading pass the offloaded parameters are back on the host"
         )
+
+
+@pytest.mark.benchmark(timer=FLOOR_CLOCK.read)
+@pytest.mark.parametrize("modules", TRAVERSAL_SIZES)
+def test_traversal_vs_floor(
+    run_vs_floor: Callable[..., None], impl: Adapter, configs: cases.ConfigCache, modules: int
+) -> None:
+    """Traversal / its floor, paired per round (PW-1, PW-4)."""
+    case = cases.traversal_case(modules)
+    config = configs.get(impl)
+    run_vs_floor(case, case.prepare(impl, config), case.prepare(impl, config))
+
+
+@pytest.mark.benchmark(timer=FLOOR_CLOCK.read)
+@pytest.mark.parametrize("method", workloads.METHODS)
+def test_dense_vs_floor(
+    run_vs_floor: Callable[..., None],
+    impl: Adapter,
+    configs: cases.ConfigCache,
+    target: torch.device,
+    dense_scale: int,
+    method: str,
+) -> None:
+    """Dense post-loading / its floor, paired per round (PW-1, PW-3)."""
+    case = cases.dense_case(method, target, scale=dense_scale)
+    config = configs.get(impl)
+    run_vs_floor(case, case.prepare(impl, config), case.prepare(impl, config))
