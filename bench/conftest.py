@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import torch
-from loaderspec.conform.adapter import Adapter, AdapterError
+from loaderspec.conform.adapter import Adapter, AdapterError, add_impl_option
 from loaderspec_bench import cases, regression, targets
 from loaderspec_bench.measure import FLOOR_CLOCK, NOISY_SPREAD, calibrate, paired_ratio, steady_allocator
 from loaderspec_bench.runner import busy_note, probe_adapter
@@ -34,16 +34,7 @@ PLANT_ENV = "LOADERSPEC_BENCH_PLANT_SLOWDOWN"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("loaderspec-bench", "loaderspec benchmarks")
-    try:
-        # tests/conftest.py defines the same option when both folders are collected together.
-        parser.addoption(
-            "--impl",
-            default=None,
-            help="implementation under test: reference (default), vllm, or a module defining ADAPTER "
-            "(also LOADERSPEC_IMPL)",
-        )
-    except ValueError:
-        pass
+    add_impl_option(parser)
     group.addoption(
         "--bench-plant-slowdown",
         type=float,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, Verbosity, settings
-from loaderspec.conform.adapter import Adapter, load_adapter
+from loaderspec.conform.adapter import Adapter, add_impl_option, load_adapter
 
 from .support import model_folders, simulated_device
 
@@ -53,12 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--impl",
-        default=None,
-        help="implementation under test: reference (default), vllm, or a module defining ADAPTER "
-        "(also LOADERSPEC_IMPL)",
-    )
+    add_impl_option(parser)
 
 
 @pytest.fixture(scope="session")

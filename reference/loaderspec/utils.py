@@ -223,7 +223,8 @@ def process_weights_after_loading(model: nn.Module, model_config: ModelConfig, t
     """Run every post-loading hook of ``model``, once each.
 
     PW-1 each module's ``QuantizeMethodBase`` processes it, in ``named_modules``
-    order, PW-3 inside ``device_loading_context(module, target_device)``; PW-2 a
+    order, PW-3 inside ``device_loading_context(module, target_device)`` (entered only
+    for a non-CPU target, where it has an effect); PW-2 a
     ``QKVCrossParallelLinear`` runs its own hook instead; PW-4 then every
     ``Attention`` hook runs with ``model_config.dtype``; PW-5 an exception stops the
     pass and propagates, after the device context has restored the module.
@@ -241,6 +242,11 @@ def process_weights_after_loading(model: nn.Module, model_config: ModelConfig, t
             # to be on the global target device. This scope is for the
             # case where cpu offloading is used, where we will move the
             # parameters onto device for processing and back off after.
+            if isinstance(target_device, torch.device) and target_device.type == "cpu":
+                # A CPU target's context moves nothing (DL-1); entering it per module
+                # was 40% of the traversal's time over its floor (bench/RESULTS.md).
+                quant_method.process_weights_after_loading(module)
+                continue
             with device_loading_context(module, target_device):
                 quant_method.process_weights_after_loading(module)
 

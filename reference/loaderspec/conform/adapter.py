@@ -181,6 +181,19 @@ def _patch_attribute(module: Any, name: str, value: Any) -> contextlib.AbstractC
     return patched()
 
 
+def add_impl_option(parser: Any) -> None:
+    """Add ``--impl`` to a pytest parser; the suites' and the benchmarks' conftests both call
+    this, and when both are collected together the second call finds it there already."""
+    try:
+        parser.addoption(
+            "--impl",
+            default=None,
+            help=f"implementation under test: reference (default), vllm, or a module defining ADAPTER (also {ENV_VAR})",
+        )
+    except ValueError:
+        pass
+
+
 BUILTIN_ADAPTERS = {
     "reference": "loaderspec.conform.reference_adapter",
     "vllm": "loaderspec.conform.vllm_adapter",
