@@ -506,24 +506,13 @@ def single_parameter_module(nbytes: int, *, pin: bool = False, seed: int = 0) ->
 
 
 def write_config_folder(folder: Path) -> Path:
-    """A local model folder (``config.json`` of a tiny Llama, head size 32) for ``adapter.model_config``.
+    """A local model folder (the suites' tiny Llama) for ``adapter.model_config``.
 
     Only ``model_config.dtype`` is read by ``process_weights_after_loading`` (spec PW-4).
     """
-    from transformers import LlamaConfig
+    from loaderspec_suites.support.model_folders import write_llama_folder
 
-    folder.mkdir(parents=True, exist_ok=True)
-    LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        num_hidden_layers=1,
-        vocab_size=128,
-        max_position_embeddings=256,
-        architectures=["LlamaForCausalLM"],
-    ).save_pretrained(folder)
-    return folder
+    return write_llama_folder(folder)
 
 
 def model_config(adapter: Adapter, folder: Path, dtype: torch.dtype = WEIGHT_DTYPE) -> Any:
