@@ -243,6 +243,7 @@ def conform(argv: list[str] | None = None) -> int:
         print(f"  {key.ljust(width)}  {value}")
     if info["missing_hooks"]:
         print(f"  note: the adapter lacks hooks {info['missing_hooks']}; tests needing them report 'not provided'")
+    print("pytest's progress follows; its counts know nothing of expected failures: the verdict is at the end")
     print(flush=True)
 
     started = time.monotonic()
