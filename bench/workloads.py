@@ -327,6 +327,49 @@ def _byte_counts(model: nn.Module, target: torch.device) -> tuple[int, int, int]
     return total, offloaded, count
 
 
+def _decoder(
+    *,
+    layers: int,
+    vocab: int,
+    hidden: int,
+    heads: int,
+    head_dim: int,
+    qkv_out: int,
+    placements: tuple[Placement, Placement, int],
+    methods: tuple[type, type],
+    attention: type | None,
+    generator: torch.Generator,
+    mlp: Callable[[Placement], nn.Module],
+) -> nn.Module:
+    """vLLM's decoder module tree: embedding, ``layers`` x (attention block, ``mlp(where)``,
+    two norms), final norm, LM head. ``placements`` = (host, target, how many leading layers
+    live on the host); ``methods`` = (the linear layers' method class, the no-op one)."""
+    host, on_target, offloaded = placements
+    method_cls, noop_cls = methods
+    g = generator
+    model = nn.Module()
+    model.model = nn.Module()
+    model.model.embed_tokens = BenchEmbedding(vocab, hidden, on_target, noop_cls(), g)
+    model.model.layers = nn.ModuleList()
+    for index in range(layers):
+        where = host if index < offloaded else on_target
+        layer = nn.Module()
+        attn = nn.Module()
+        attn.qkv_proj = BenchLinear(qkv_out, hidden, where, method_cls(), g)
+        attn.o_proj = BenchLinear(hidden, heads * head_dim, where, method_cls(), g)
+        attn.rotary_emb = Stateless()
+        attn.attn = attention(heads, head_dim) if attention is not None else Stateless()
+        layer.self_attn = attn
+        layer.mlp = mlp(where)
+        layer.input_layernorm = BenchRMSNorm(hidden, where, g)
+        layer.post_attention_layernorm = BenchRMSNorm(hidden, where, g)
+        model.model.layers.append(layer)
+    model.model.norm = BenchRMSNorm(hidden, on_target, g)
+    model.lm_head = BenchEmbedding(vocab, hidden, on_target, noop_cls(), g)
+    model.logits_processor = Stateless()
+    return model
+
+
 def dense_model(
     adapter: Adapter,
     *,
@@ -353,31 +396,26 @@ def dense_model(
     offloaded = _offloaded_layers(shape.layers, offload_fraction)
     host = Placement(torch.device("cpu"), pin=_pin_for_offload(target))
 
-    model = nn.Module()
-    model.model = nn.Module()
-    model.model.embed_tokens = BenchEmbedding(shape.vocab, shape.hidden, on_target, noop_cls(), g)
-    model.model.layers = nn.ModuleList()
-    for index in range(shape.layers):
-        where = host if index < offloaded else on_target
-        layer = nn.Module()
-        attn = nn.Module()
-        attn.qkv_proj = BenchLinear(shape.qkv_out, shape.hidden, where, method_cls(), g)
-        attn.o_proj = BenchLinear(shape.hidden, shape.heads * shape.head_dim, where, method_cls(), g)
-        attn.rotary_emb = Stateless()
-        if attention is not None:
-            attn.attn = attention(shape.heads, shape.head_dim)
-        layer.self_attn = attn
+    def dense_mlp(where: Placement) -> nn.Module:
         mlp = nn.Module()
         mlp.gate_up_proj = BenchLinear(2 * shape.intermediate, shape.hidden, where, method_cls(), g)
         mlp.down_proj = BenchLinear(shape.hidden, shape.intermediate, where, method_cls(), g)
         mlp.act_fn = Stateless()
-        layer.mlp = mlp
-        layer.input_layernorm = BenchRMSNorm(shape.hidden, where, g)
-        layer.post_attention_layernorm = BenchRMSNorm(shape.hidden, where, g)
-        model.model.layers.append(layer)
-    model.model.norm = BenchRMSNorm(shape.hidden, on_target, g)
-    model.lm_head = BenchEmbedding(shape.vocab, shape.hidden, on_target, noop_cls(), g)
-    model.logits_processor = Stateless()
+        return mlp
+
+    model = _decoder(
+        layers=shape.layers,
+        vocab=shape.vocab,
+        hidden=shape.hidden,
+        heads=shape.heads,
+        head_dim=shape.head_dim,
+        qkv_out=shape.qkv_out,
+        placements=(host, on_target, offloaded),
+        methods=(method_cls, noop_cls),
+        attention=attention,
+        generator=g,
+        mlp=dense_mlp,
+    )
 
     total, offloaded_bytes, offloaded_params = _byte_counts(model, target)
     suffix = f"-offload{offload_fraction:g}" if target.type != "cpu" else ""
@@ -417,25 +455,8 @@ def moe_model(
     on_target = Placement(target)
     offloaded = _offloaded_layers(shape.layers, offload_fraction)
     host = Placement(torch.device("cpu"), pin=_pin_for_offload(target))
-    attn_width = shape.heads * shape.head_dim
-    qkv_out = (shape.heads + 2 * shape.kv_heads) * shape.head_dim
 
-    model = nn.Module()
-    model.model = nn.Module()
-    model.model.embed_tokens = BenchEmbedding(shape.vocab, shape.hidden, on_target, noop_cls(), g)
-    model.model.layers = nn.ModuleList()
-    for index in range(shape.layers):
-        where = host if index < offloaded else on_target
-        layer = nn.Module()
-        attn = nn.Module()
-        attn.qkv_proj = BenchLinear(qkv_out, shape.hidden, where, method_cls(), g)
-        attn.o_proj = BenchLinear(shape.hidden, attn_width, where, method_cls(), g)
-        attn.rotary_emb = Stateless()
-        if attention is not None:
-            attn.attn = attention(shape.heads, shape.head_dim)
-        else:
-            attn.attn = Stateless()
-        layer.self_attn = attn
+    def moe_block(where: Placement) -> nn.Module:
         block = nn.Module()
         block.gate = BenchLinear(shape.experts, shape.hidden, where, noop_cls(), g)
         block.experts = nn.ModuleList()
@@ -446,13 +467,21 @@ def moe_model(
             expert.down_proj = BenchLinear(shape.hidden, shape.expert_intermediate, where, method_cls(), g)
             expert.act_fn = Stateless()
             block.experts.append(expert)
-        layer.mlp = block
-        layer.input_layernorm = BenchRMSNorm(shape.hidden, where, g)
-        layer.post_attention_layernorm = BenchRMSNorm(shape.hidden, where, g)
-        model.model.layers.append(layer)
-    model.model.norm = BenchRMSNorm(shape.hidden, on_target, g)
-    model.lm_head = BenchEmbedding(shape.vocab, shape.hidden, on_target, noop_cls(), g)
-    model.logits_processor = Stateless()
+        return block
+
+    model = _decoder(
+        layers=shape.layers,
+        vocab=shape.vocab,
+        hidden=shape.hidden,
+        heads=shape.heads,
+        head_dim=shape.head_dim,
+        qkv_out=(shape.heads + 2 * shape.kv_heads) * shape.head_dim,
+        placements=(host, on_target, offloaded),
+        methods=(method_cls, noop_cls),
+        attention=attention,
+        generator=g,
+        mlp=moe_block,
+    )
 
     count = sum(1 for _ in model.named_modules())
     total, offloaded_bytes, offloaded_params = _byte_counts(model, target)
