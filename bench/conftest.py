@@ -129,28 +129,27 @@ def _target_params() -> list[Any]:
     return params
 
 
-@pytest.fixture(scope="session", params=_target_params())
-def target(request: pytest.FixtureRequest) -> torch.device:
-    """The CPU, and the accelerator: CUDA when present, else the simulated device (skips if it cannot build)."""
-    if request.param == "cpu":
+def _device(kind: str) -> torch.device:
+    if kind == "cpu":
         return torch.device("cpu")
-    if request.param == "cuda":
+    if kind == "cuda":
         return torch.device("cuda", torch.cuda.current_device())
     sim, why = targets.simulated_device()
     if sim is None:
         pytest.skip(f"simulated device unavailable: {why}")
     return sim
+
+
+@pytest.fixture(scope="session", params=_target_params())
+def target(request: pytest.FixtureRequest) -> torch.device:
+    """The CPU, and the accelerator: CUDA when present, else the simulated device (skips if it cannot build)."""
+    return _device(request.param)
 
 
 @pytest.fixture(scope="session", params=[p for p in _target_params() if p.id != "cpu"])
 def accelerator(request: pytest.FixtureRequest) -> torch.device:
     """The accelerator only (round trips are meaningless on a CPU target, DL-1)."""
-    if request.param == "cuda":
-        return torch.device("cuda", torch.cuda.current_device())
-    sim, why = targets.simulated_device()
-    if sim is None:
-        pytest.skip(f"simulated device unavailable: {why}")
-    return sim
+    return _device(request.param)
 
 
 # ---------------------------------------------------------------------------

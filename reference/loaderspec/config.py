@@ -88,10 +88,6 @@ class ModelConfig:
                 f"{type(self.hf_config).__name__}: {self.hf_config!r}"
             )
 
-    @property
-    def architectures(self) -> list[str]:
-        return list(getattr(self.hf_config, "architectures", None) or [])
-
 
 @dataclass
 class CacheConfig:

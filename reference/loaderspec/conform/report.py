@@ -45,13 +45,21 @@ class TestResult:
 
     def failing_requirements(self) -> list[str]:
         """The cited requirements this failure is about: those its message names, else all."""
-        named = [r for r in REQ_IN_MESSAGE.findall(_first_lines(self.message)) if r in self.requirements]
+        named = [r for r in REQ_IN_MESSAGE.findall("\n".join(error_lines(self.message))) if r in self.requirements]
         return sorted(set(named)) or list(self.requirements)
 
 
-def _first_lines(message: str) -> str:
-    # Assertion messages lead with the IDs; tracebacks later may quote unrelated text.
-    return "\n".join(line for line in message.splitlines() if "Error" in line or line.startswith("E "))
+ERROR_LINE = re.compile(r"^(\w+(Error|Exception)|Failed|[A-Z]{2}-\d+):")
+
+
+def error_lines(message: str) -> list[str]:
+    """The lines of a failure report that state an error, plain or inside an exception group.
+
+    Assertion messages lead with their IDs; other lines (tracebacks, source) may quote
+    unrelated IDs, so only these count.
+    """
+    stripped = (line.lstrip("E |+").strip() for line in message.splitlines())
+    return [text for text in stripped if ERROR_LINE.match(text)]
 
 
 @dataclass

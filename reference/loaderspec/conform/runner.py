@@ -24,7 +24,7 @@ from pathlib import Path
 
 import loaderspec
 from loaderspec.conform.adapter import Adapter, AdapterError, load_adapter
-from loaderspec.conform.report import TestResult, counts, exit_status, judge, render_table, to_json
+from loaderspec.conform.report import TestResult, counts, error_lines, exit_status, judge, render_table, to_json
 from loaderspec.conform.requirements import META_TEST_MODULES, load_requirements
 from loaderspec.conform.xfails import Xfail, XfailFileError, dump_xfails, load_xfails
 
@@ -295,21 +295,12 @@ def conform(argv: list[str] | None = None) -> int:
     return status
 
 
-def _first_error_line(message: str) -> str:
-    """The first line that states an error (plain or inside an exception group)."""
-    for line in message.splitlines():
-        text = line.lstrip("E |+").strip()
-        if re.match(r"^(\w+(Error|Exception)|Failed|[A-Z]{2}-\d+):", text):
-            return text[:200]
-    return ""
-
-
 def _current_failures(results: list[TestResult]) -> list[Xfail]:
     entries: dict[str, Xfail] = {}
     for result in results:
         if not result.failing:
             continue
-        reason = _first_error_line(result.message) or result.outcome
+        reason = next(iter(error_lines(result.message)), result.outcome)[:200]
         evidence = result.expected_failure.evidence if result.expected_failure else "TODO: link an issue or PR"
         failing = result.failing_requirements()
         if len(failing) == 1:
