@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Conformance run against real vLLM: install it (CPU build) into its own venv, then run
 # `loaderspec conform --impl vllm` there with the committed expected-failure file of
-# that release (tests/xfails/vllm-VERSION.toml, picked by the adapter).
+# that release (kit/loaderspec/adapters/xfails/vllm-VERSION.toml, picked by the adapter).
 #
 #   bash .ci/conform-vllm.sh VERSION [VENV_DIR]      VERSION: 0.9.2 or 0.32.0
 #

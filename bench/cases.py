@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from loaderspec.conform.adapter import Adapter
+from loaderspec.adapter import Adapter
 from torch import nn
 
 from . import floors, workloads

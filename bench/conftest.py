@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 import torch
-from loaderspec.conform.adapter import Adapter, AdapterError, add_impl_option
-from loaderspec_bench import cases, regression, targets
+from loaderspec.adapter import Adapter, AdapterError, add_impl_option, stay_offline
+from loaderspec.support import devices
+from loaderspec_bench import cases, regression
 from loaderspec_bench.measure import FLOOR_CLOCK, NOISY_SPREAD, calibrate, paired_ratio, steady_allocator
 from loaderspec_bench.runner import busy_note, probe_adapter
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+stay_offline()
 
 PLANT_ENV = "LOADERSPEC_BENCH_PLANT_SLOWDOWN"
 
@@ -121,23 +121,15 @@ def configs() -> cases.ConfigCache:
 
 
 def _target_params() -> list[Any]:
-    params = [pytest.param("cpu", id="cpu")]
-    if torch.cuda.is_available():
-        params.append(pytest.param("cuda", id="cuda"))
-    else:
-        params.append(pytest.param("sim", id="sim"))
-    return params
+    # CUDA or the simulated device, not both: the simulated device takes over the pinned host allocator.
+    return [pytest.param(kind, id=kind) for kind in ("cpu", devices.accelerator_kinds()[0])]
 
 
 def _device(kind: str) -> torch.device:
-    if kind == "cpu":
-        return torch.device("cpu")
-    if kind == "cuda":
-        return torch.device("cuda", torch.cuda.current_device())
-    sim, why = targets.simulated_device()
-    if sim is None:
-        pytest.skip(f"simulated device unavailable: {why}")
-    return sim
+    try:
+        return devices.resolve(kind)
+    except devices.DeviceUnavailable as error:
+        pytest.skip(str(error))
 
 
 @pytest.fixture(scope="session", params=_target_params())

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from loaderspec.conform.adapter import Adapter, NotProvided
+from loaderspec.adapter import Adapter, NotProvided
 from torch import nn
 
 from .measure import synchronize

@@ -26,7 +26,8 @@ PY="${PYTHON:-python3}"
 command -v "$PY" >/dev/null 2>&1 || PY=python
 
 PKGS="$(mktemp -d)"
-ln -s "$ROOT/reference/loaderspec" "$PKGS/loaderspec"
+ln -s "$ROOT/reference/loaderspec_reference" "$PKGS/loaderspec_reference"
+ln -s "$ROOT/kit/loaderspec" "$PKGS/loaderspec"
 ln -s "$ROOT/bench" "$PKGS/loaderspec_bench"
 ln -s "$ROOT/tests" "$PKGS/loaderspec_suites"
 ln -s "$ROOT/spec" "$PKGS/loaderspec_spec"
@@ -83,12 +84,12 @@ elif ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else
 fi
 
 VS=()
-if "$PY" -c "import vllm" >/dev/null 2>&1 && "$PY" -c "import loaderspec.conform.vllm_adapter" >/dev/null 2>&1; then
+if "$PY" -c "import vllm" >/dev/null 2>&1 && "$PY" -c "import loaderspec.adapters.vllm" >/dev/null 2>&1; then
   VS=(--vs vllm)
 fi
 
 cd "$ROOT" || exit 1
-step cli 210 "$PY" -m loaderspec.bench_cli --targets "$TARGETS" "${CLI_EXTRA[@]}" \
+step cli 210 "$PY" -m loaderspec_bench.cli --targets "$TARGETS" "${CLI_EXTRA[@]}" \
   --json "$OUTDIR/cli.json" "${VS[@]}"
 
 if "$PY" -c "import pytest, pytest_benchmark" >/dev/null 2>&1; then

@@ -35,12 +35,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
-from loaderspec.conform.adapter import Adapter
+from loaderspec.adapter import Adapter
 
 from . import workloads
 from .measure import Series, interleaved
@@ -164,7 +164,7 @@ def benchmark_document(fullname: str, series: Series, extra_info: dict[str, Any]
                 "stats": values,
             }
         ],
-        "datetime": datetime.now(timezone.utc).isoformat(),
+        "datetime": datetime.now(UTC).isoformat(),
         "version": pytest_benchmark.__version__,
     }
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import torch
-from loaderspec.conform.adapter import Adapter, AdapterError, NotProvided, load_adapter
+from loaderspec.adapter import Adapter, AdapterError, NotProvided, load_adapter
 
 from . import cases as bench_cases
 from . import floors, targets
@@ -105,7 +105,7 @@ def _load(spec: str) -> tuple[Adapter | None, str]:
     except AdapterError as error:
         hint = (
             " The vLLM adapter works only in a Python environment where vLLM is installed "
-            "(e.g. a venv made by .ci/install-vllm.sh; see shared/upstream.md)."
+            "(e.g. a venv made by .ci/install-vllm.sh; see docs/upstream.md)."
             if spec == "vllm"
             else ""
         )

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import torch
+from loaderspec.support import devices
+
+
+def _try(kind: str) -> tuple[torch.device | None, str]:
+    """The device of ``kind`` and ``""``, or None and why it is unavailable."""
+    try:
+        return devices.resolve(kind), ""
+    except devices.DeviceUnavailable as error:
+        return None, str(error)
 
 
 def simulated_device() -> tuple[torch.device | None, str]:
     """The simulated device (``sim:0``) and ``""``, or None and why it is unavailable."""
-    try:
-        from loaderspec_suites.support.simulated_device import SimulatedDeviceUnavailable
-        from loaderspec_suites.support.simulated_device import simulated_device as build
-    except ImportError as error:
-        return None, f"the simulated device module cannot be imported ({error})"
-    try:
-        return build(), ""
-    except SimulatedDeviceUnavailable as error:
-        return None, str(error)
+    return _try("sim")
 
 
 def default_targets() -> tuple[list[torch.device], list[str]]:
@@ -44,21 +45,13 @@ def parse_targets(spec: str) -> tuple[list[torch.device], list[str]]:
     targets: list[torch.device] = []
     notes: list[str] = []
     for name in (part.strip() for part in spec.split(",") if part.strip()):
-        if name == "cpu":
-            targets.append(torch.device("cpu"))
-        elif name == "cuda":
-            if torch.cuda.is_available():
-                targets.append(torch.device("cuda", torch.cuda.current_device()))
-            else:
-                notes.append("cuda requested but torch.cuda.is_available() is False")
-        elif name == "sim":
-            sim, why = simulated_device()
-            if sim is None:
-                notes.append(f"sim requested but unavailable: {why}")
-            else:
-                targets.append(sim)
-        else:
+        if name not in devices.KINDS:
             raise ValueError(f"unknown target {name!r}; expected auto or a comma list of cpu, sim, cuda")
+        device, why = _try(name)
+        if device is None:
+            notes.append(f"{name} requested but unavailable: {why}")
+        else:
+            targets.append(device)
     return targets, notes
 
 

@@ -1,4 +1,4 @@
-"""Smoke test of ``loaderspec bench`` (``loaderspec.bench_cli.main``): one small workload, two
+"""Smoke test of ``loaderspec bench`` (``loaderspec_bench.cli.main``): one small workload, two
 rounds, X against itself; checks the table and the JSON, never a time. A few seconds."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from loaderspec.bench_cli import main
+from loaderspec_bench.cli import main
 
 
 def test_bench_cli_prints_each_figure_with_its_floor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

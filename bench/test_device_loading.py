@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from loaderspec.conform.adapter import Adapter
+from loaderspec.adapter import Adapter
 from loaderspec_bench import cases, floors, workloads
 from loaderspec_bench.measure import FLOOR_CLOCK
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from loaderspec.conform.adapter import Adapter
+from loaderspec.adapter import Adapter
 from loaderspec_bench import cases, floors, workloads
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from loaderspec.conform.adapter import Adapter
+from loaderspec.adapter import Adapter
 from loaderspec_bench import cases, workloads
 from loaderspec_bench.measure import FLOOR_CLOCK
 

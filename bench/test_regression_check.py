@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from loaderspec.conform.adapter import Adapter
+from loaderspec.adapter import Adapter
 from loaderspec_bench import regression
 from loaderspec_bench.measure import Series
 

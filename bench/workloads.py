@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from loaderspec.conform.adapter import Adapter, NotProvided
+from loaderspec.adapter import Adapter, NotProvided
 from torch import nn
 
 METHODS = ("noop", "repack", "cast")
@@ -111,7 +111,7 @@ def _quant_methods_for(base: type) -> QuantMethods:
 def quant_methods(adapter: Adapter) -> QuantMethods:
     """The noop / repack / cast method classes for ``adapter`` (cached per base class).
 
-    Raises :class:`~loaderspec.conform.adapter.NotProvided` when the adapter has no
+    Raises :class:`~loaderspec.adapter.NotProvided` when the adapter has no
     ``QuantizeMethodBase``.
     """
     return _quant_methods_for(adapter.QuantizeMethodBase)
@@ -539,7 +539,7 @@ def write_config_folder(folder: Path) -> Path:
 
     Only ``model_config.dtype`` is read by ``process_weights_after_loading`` (spec PW-4).
     """
-    from loaderspec_suites.support.model_folders import write_llama_folder
+    from loaderspec.support.model_folders import write_llama_folder
 
     return write_llama_folder(folder)
 

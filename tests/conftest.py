@@ -14,12 +14,10 @@ from collections.abc import Iterator
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, Verbosity, settings
-from loaderspec.conform.adapter import Adapter, add_impl_option, load_adapter
+from loaderspec.adapter import Adapter, add_impl_option, load_adapter, stay_offline
+from loaderspec.support import devices, model_folders
 
-from .support import model_folders, simulated_device
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+stay_offline()
 
 # Function-scoped fixtures here (impl, accelerator, pin_memory) hold no per-example state.
 _COMMON = {
@@ -63,22 +61,14 @@ def impl(request: pytest.FixtureRequest) -> Adapter:
 
 
 def _accelerators() -> list[pytest.param]:
-    params = []
-    if torch.cuda.is_available():
-        params.append(pytest.param("cuda", id="cuda"))
-    params.append(pytest.param("sim", id="sim"))
-    return params
+    return [pytest.param(kind, id=kind) for kind in devices.accelerator_kinds()]
 
 
 def _device(kind: str) -> torch.device:
-    if kind == "cpu":
-        return torch.device("cpu")
-    if kind == "cuda":
-        return torch.device("cuda", torch.cuda.current_device())
     try:
-        return simulated_device.simulated_device()
-    except simulated_device.SimulatedDeviceUnavailable as error:
-        pytest.skip(f"simulated device unavailable: {error}")
+        return devices.resolve(kind)
+    except devices.DeviceUnavailable as error:
+        pytest.skip(str(error))
 
 
 @pytest.fixture(scope="session", params=_accelerators())

@@ -14,9 +14,10 @@ import torch
 import transformers
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from loaderspec.support.model_folders import CUSTOM_ARCH, write_custom_code_folder
 
 from .support.errors import expect_raises, expect_success
-from .support.model_folders import CUSTOM_ARCH, write_custom_code_folder
+from .support.logs import utils_log
 
 BACKEND = "TransformersForCausalLM"
 MIXTRAL_HANDLES = ("fp8", "compressed-tensors", "gptq_marlin", "awq_marlin", "quark")
@@ -46,27 +47,6 @@ def toys_registered(impl) -> Iterator[None]:
         for arch, cls in TOYS.items():
             stack.enter_context(impl.registered_model(arch, cls))
         yield
-
-
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextlib.contextmanager
-def utils_log(impl) -> Iterator[list[logging.LogRecord]]:
-    """Records the implementation's utils logger (vLLM's loggers do not propagate)."""
-    handler = _Collect()
-    logger = logging.getLogger(impl.utils_logger_name)
-    logger.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
 
 
 def _expected(impl, archs, model_impl, quantization, compatible):

@@ -9,13 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from . import strategies as lst
-from .support.errors import expect_raises
+from .support.errors import PlantedError, expect_raises
 
 floating = st.sampled_from(lst.DEFAULT_DTYPES)
-
-
-class PlantedError(Exception):
-    """Raised by a test body on purpose."""
 
 
 def _leave(how: str) -> None:

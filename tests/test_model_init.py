@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from .support.errors import expect_raises
-from .test_architecture import utils_log
+from .support.logs import utils_log
 
 OLD_STYLE_NAMES = ("prefix", "config", "cache_config", "quant_config", "lora_config", "scheduler_config")
 OTHER_NAMES = ("vllm_config", "device", "extra")
@@ -132,7 +132,7 @@ def test_old_style_class_gets_the_arguments_it_names(impl, vllm_config, names, p
 
 @pytest.mark.req("MI-1")
 def test_defaults_come_from_the_vllm_config(impl, tmp_path):
-    from .support.model_folders import write_llama_folder
+    from loaderspec.support.model_folders import write_llama_folder
 
     arch = "LoaderspecInitToyForCausalLM"
     model_class = _recording_class(impl, [_keyword("config", True)], name=arch)
@@ -197,7 +197,7 @@ def test_unsatisfiable_constructor_is_rejected_before_any_change(impl, vllm_conf
 
 @pytest.mark.req("MI-3")
 def test_transformers_backend_builds_the_real_model(impl, tmp_path):
-    from .support.model_folders import write_llama_folder
+    from loaderspec.support.model_folders import write_llama_folder
 
     folder = write_llama_folder(tmp_path / "llama")
     model_config = impl.model_config(folder, model_impl="transformers")

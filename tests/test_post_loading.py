@@ -11,15 +11,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from .support.errors import expect_raises
+from .support.errors import PlantedError, expect_raises
 from .support.tensors import raw_bytes
 
 KINDS = ("plain", "quantized", "offloaded", "qkv-cross", "attention", "foreign-method", "none-method")
 """Module kinds: offloaded = quantized with its weight on CPU while the target is not."""
-
-
-class PlantedError(Exception):
-    """Raised by a hook on purpose."""
 
 
 @dataclass

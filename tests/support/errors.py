@@ -15,6 +15,10 @@ from dataclasses import dataclass
 import pytest
 
 
+class PlantedError(Exception):
+    """Raised on purpose by a test body or a hook, so that only that exception is expected."""
+
+
 @dataclass
 class Raised:
     value: BaseException | None = None

@@ -1,0 +1,114 @@
+"""``loaderspec bench``: benchmarks of the post-loading path, two implementations side by side.
+
+Usage::
+
+    loaderspec bench [--impl X] [--vs Y] [--rounds N] [--quick] [--json PATH]
+                     [--targets auto|cpu,sim,cuda] [--dense-scale S] [--only SUBSTRING ...]
+                     [--threads N] [--malloc-default] [--no-host-memory]
+
+X and Y are adapter names (``reference``, ``vllm``) or modules defining ``ADAPTER``, as
+for the conformance suites. Both run in this process, round after round, with the floor
+of each figure measured in the same rounds. The table prints, per workload: median of X
+and its spread, median of Y and its spread, X/Y, the floor and its spread, X/floor and
+Y/floor. Times are reported, never judged: the exit status is 0 unless an implementation
+could not be loaded (2) or a case failed to run (1).
+
+The benchmark code lives in the ``loaderspec_bench`` package (``bench/`` in the source tree).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from loaderspec.adapter import DEFAULT_IMPL, ENV_VAR
+
+
+def build_parser(prog: str = "loaderspec bench") -> argparse.ArgumentParser:
+    """The argument parser of ``loaderspec bench`` (also usable as a subparser template)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Benchmark process_weights_after_loading and device_loading_context, "
+        "each figure next to its floor, optionally against a second implementation.",
+    )
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``bench`` options to ``parser`` (for wiring as a ``loaderspec`` subcommand)."""
+    parser.add_argument(
+        "--impl", default=None, help="implementation X: reference (default, or $LOADERSPEC_IMPL), vllm, or a module"
+    )
+    parser.add_argument("--vs", default=None, help="implementation Y to compare X with (same forms as --impl)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per figure (default 9, 5 with --quick)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer rounds, smaller dense model, no 100k-module traversal"
+    )
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--targets",
+        default="auto",
+        help="auto (cpu + cuda, else cpu + the simulated device when it builds) or a comma list of cpu,sim,cuda",
+    )
+    parser.add_argument(
+        "--dense-scale",
+        type=int,
+        default=None,
+        help="divide Llama-3-8B's widths by this (a divisor of 128; default 8, 16 with --quick)",
+    )
+    parser.add_argument(
+        "--only", nargs="*", default=[], metavar="SUBSTRING", help="run only workloads whose name contains one"
+    )
+    parser.add_argument("--no-host-memory", action="store_true", help="skip the host-memory figure")
+    parser.add_argument(
+        "--malloc-default",
+        action="store_true",
+        help="keep glibc's adaptive malloc thresholds (default: fixed, so freed memory is reused "
+        "and figures do not depend on which contender ran before)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's); 1 keeps figures stable on a shared machine",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``loaderspec bench`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    args = build_parser().parse_args(argv)
+    return run_from_args(args)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run with already-parsed arguments (see :func:`add_arguments`)."""
+    import os
+
+    try:
+        from loaderspec_bench.runner import Options, run
+    except ImportError as error:
+        print(f"loaderspec bench: the benchmark package loaderspec_bench cannot be imported ({error})")
+        return 2
+
+    if args.rounds is not None and args.rounds < 1:
+        print("loaderspec bench: --rounds must be at least 1")
+        return 2
+    options = Options(
+        impl=args.impl or os.environ.get(ENV_VAR) or DEFAULT_IMPL,
+        vs=args.vs,
+        rounds=args.rounds,
+        quick=args.quick,
+        json_path=args.json,
+        targets=args.targets,
+        dense_scale=args.dense_scale,
+        only=list(args.only or []),
+        host_memory=not args.no_host_memory,
+        threads=args.threads,
+        malloc_default=args.malloc_default,
+    )
+    return run(options)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

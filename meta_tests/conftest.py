@@ -1,0 +1,11 @@
+"""The meta tests (checks of loaderspec itself) use the suites' fixtures."""
+
+from __future__ import annotations
+
+import pytest
+from loaderspec.adapter import add_impl_option
+from loaderspec_suites.conftest import accelerator, impl, pin_memory, target  # noqa: F401  (fixtures)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_impl_option(parser)

@@ -1,0 +1,175 @@
+"""Meta tests of ``loaderspec conform`` itself: verdicts, expected-failure files, and
+what happens with bad input, crashing and hanging implementations."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from loaderspec.adapter import AdapterError, load_adapter
+from loaderspec.conform.report import TestResult, exit_status, judge
+from loaderspec.conform.requirements import Requirement
+from loaderspec.conform.xfails import Xfail, XfailFileError, dump_xfails, load_xfails
+
+REPO = Path(__file__).resolve().parent.parent
+REQS = {r: Requirement(r, "MUST", r, "x") for r in ("DT-3", "DT-4", "PM-5")}
+
+
+def _result(nodeid, outcome, reqs, message=""):
+    return TestResult(nodeid=nodeid, outcome=outcome, requirements=reqs, examples=10, message=message)
+
+
+def _verdicts(results, xfails=()):
+    verdicts, stale = judge(results, REQS, list(xfails))
+    return {v.id: v.verdict for v in verdicts}, stale
+
+
+def test_failure_counts_against_the_requirement_its_message_names():
+    results = [_result("test_a.py::t", "failed", ["DT-3", "DT-4"], "E   AssertionError: DT-4: nested leak")]
+    verdicts, _ = _verdicts(results)
+    assert verdicts == {"DT-3": "inconclusive", "DT-4": "failed", "PM-5": "not selected"}
+
+
+def test_failure_without_an_id_counts_against_all_cited():
+    verdicts, _ = _verdicts([_result("test_a.py::t", "failed", ["DT-3", "DT-4"], "E   ZeroDivisionError")])
+    assert verdicts["DT-3"] == verdicts["DT-4"] == "failed"
+
+
+def test_expected_failures_unexpected_passes_and_stale_entries():
+    xfails = [
+        Xfail("DT-3", "leaks", "https://example.org/1"),
+        Xfail("PM-5", "suffix match", "https://example.org/2"),
+        Xfail("test_gone.py::test_removed", "old", "https://example.org/3"),
+    ]
+    results = [
+        _result("test_a.py::t", "failed", ["DT-3"], "E   AssertionError: DT-3: leak"),
+        _result("test_b.py::u", "passed", ["PM-5"]),
+        _result("test_c.py::v", "passed", ["DT-4"]),
+    ]
+    verdicts, stale = _verdicts(results, xfails)
+    assert verdicts == {"DT-3": "expected failure", "DT-4": "passed", "PM-5": "unexpected pass"}
+    assert [x.id for x in stale] == ["test_gone.py::test_removed"]
+    assert exit_status(results, judge(results, REQS, xfails)[0]) == 1  # the unexpected pass
+
+
+def test_collected_but_not_run_fails_the_run():
+    results = [_result("test_a.py::t", "passed", ["DT-3"]), _result("test_b.py::u", "not run", ["DT-4"])]
+    verdicts, _ = judge(results, REQS, [])
+    assert {v.id: v.verdict for v in verdicts}["DT-4"] == "not run"
+    assert exit_status(results, verdicts) == 1
+    assert exit_status([], verdicts) == 1  # nothing ran at all
+
+
+def test_expected_failure_by_test_id_matches_parametrized_nodes():
+    xfails = [Xfail("test_a.py::t", "known", "https://example.org")]
+    results = [_result("test_a.py::t[sim-pinned]", "failed", ["DT-3"], "E   AssertionError: DT-3: x")]
+    verdicts, stale = judge(results, REQS, xfails)
+    assert results[0].expected_failure is xfails[0] and not stale
+    assert exit_status(results, verdicts) == 0
+
+
+def test_xfail_file_round_trips(tmp_path):
+    entries = [Xfail("DT-3", 'no "finally"', "https://github.com/vllm-project/vllm/pull/51064")]
+    path = tmp_path / "x.toml"
+    path.write_text(dump_xfails(entries, "header"))
+    assert load_xfails(path) == entries
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[[xfail]]\nid = 'DT-3'\nreason = 'r'\n", "missing or empty ['evidence']"),
+        ("[[xfail]]\nid = 'DT-3'\nreason = 'r'\nevidence = 'e'\nseverity = 1\n", "unknown keys ['severity']"),
+        ("xfail = 3\n", "array of tables"),
+        ("[[xfail]\n", "not valid TOML"),
+        ("[other]\n", "unknown top-level keys"),
+    ],
+)
+def test_malformed_xfail_file_is_named(tmp_path, text, problem):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(XfailFileError, match=r"bad\.toml") as raised:
+        load_xfails(path)
+    assert problem in str(raised.value)
+
+
+def test_unknown_impl_is_a_clear_error():
+    with pytest.raises(AdapterError, match=r"no_such_engine_module.*reference, vllm"):
+        load_adapter("no_such_engine_module")
+    with pytest.raises(AdapterError, match=r"not a loaderspec Adapter|defines none of"):
+        load_adapter("json")
+
+
+def _conform(tmp_path: Path, *args: str) -> tuple[int, str, dict]:
+    report = tmp_path / "report.json"
+    process = subprocess.run(
+        [sys.executable, "-m", "loaderspec.cli", "conform", "--json", str(report), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        # the child imports the broken adapters as meta_tests.broken_adapters
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))},
+    )
+    data = json.loads(report.read_text()) if report.exists() else {}
+    return process.returncode, process.stdout + process.stderr, data
+
+
+def _outcomes(data: dict) -> dict[str, str]:
+    return {t["nodeid"].split("::")[1]: t["outcome"] for t in data["tests"]}
+
+
+def test_a_crashing_implementation_is_reported_and_the_run_continues(tmp_path):
+    status, output, data = _conform(
+        tmp_path,
+        "--impl",
+        "meta_tests.broken_adapters:CRASHING",
+        "-k",
+        "test_packed_mapping_is_kept_as_given or test_inverse_holds or test_normal_exit_restores",
+    )
+    outcomes = _outcomes(data)
+    assert status == 1, output
+    assert outcomes["test_packed_mapping_is_kept_as_given"] == "crashed", outcomes
+    assert outcomes["test_inverse_holds_exactly_the_sub_names"] == "crashed", outcomes
+    assert outcomes["test_normal_exit_restores_the_default"] == "passed", outcomes
+    assert "the test process died" in output
+
+
+def test_a_hanging_implementation_is_stopped(tmp_path):
+    status, output, data = _conform(
+        tmp_path,
+        "--impl",
+        "meta_tests.broken_adapters:HANGING",
+        "--timeout",
+        "5",
+        "-k",
+        "test_non_default_dtype_is_rejected or test_kv_proj_does_not_match_qkv_proj",
+    )
+    outcomes = _outcomes(data)
+    assert status == 1, output
+    assert outcomes["test_non_default_dtype_is_rejected_and_changes_nothing"] == "timeout", outcomes
+    # runs after the hang, in a fresh process; takes microseconds, so no load can time it out
+    assert outcomes["test_kv_proj_does_not_match_qkv_proj"] == "passed", outcomes
+
+
+def test_missing_names_and_hooks_are_not_provided(tmp_path):
+    status, output, data = _conform(
+        tmp_path,
+        "--impl",
+        "meta_tests.broken_adapters:HOOKLESS",
+        "-k",
+        "test_packed_mapping_is_kept_as_given or test_mappings_are_wired_by_reference",
+    )
+    verdicts = {r["id"]: r["verdict"] for r in data["requirements"]}
+    assert verdicts["PM-1"] == "not provided" and verdicts["QC-1"] == "not provided", verdicts
+    assert "lacks hooks" in output and status == 0, output
+
+
+def test_malformed_xfail_file_stops_the_run_with_its_name(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[xfail]]\nid = 'DT-3'\n")
+    status, output, _ = _conform(tmp_path, "--xfails", str(bad))
+    assert status == 2 and "bad.toml" in output and "evidence" in output, output

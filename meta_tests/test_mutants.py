@@ -1,0 +1,135 @@
+"""Meta test: the device-state properties catch planted broken device contexts.
+
+A property no broken implementation can fail is worthless; each mutant below is
+a plausible fork of ``device_loading_context`` with one defect, and the
+properties of ``test_device_loading`` must reject every one of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from loaderspec_suites import strategies as lst
+from loaderspec_suites.support.device_properties import check_device_round_trip, check_failed_move_is_undone
+
+_pin_memory = [False]
+"""What the mutants' ``is_pin_memory_available()`` answers (set per example)."""
+
+
+def _restore(p: torch.Tensor, *, pin_memory: bool, keep_strides: bool = True) -> torch.Tensor:
+    if keep_strides:
+        cpu = torch.empty_strided(p.size(), p.stride(), dtype=p.dtype, device="cpu", pin_memory=pin_memory)
+    else:
+        cpu = torch.empty(p.size(), dtype=p.dtype, device="cpu", pin_memory=pin_memory)
+    cpu.copy_(p)
+    return cpu
+
+
+def _make(
+    *,
+    copy_back=True,
+    keep_strides=True,
+    use_finally=True,
+    honour_pin=True,
+    by_name=True,
+    move_inside_try=True,
+):
+    @contextlib.contextmanager
+    def device_loading_context(module, target_device):
+        if target_device.type == "cpu":
+            yield module
+            return
+        recorded: dict[str, int] = {}
+        positions: list[int] = []
+
+        def move_all():
+            for position, (name, p) in enumerate(module.named_parameters()):
+                if p.device.type == "cpu":
+                    p.data = p.data.to(target_device)
+                    recorded[name] = position
+                    positions.append(position)
+
+        def restore():
+            pin = _pin_memory[0] if honour_pin else False
+            for position, (name, p) in enumerate(module.named_parameters()):
+                hit = name in recorded if by_name else position in positions
+                if hit and copy_back:
+                    p.data = _restore(p.data, pin_memory=pin, keep_strides=keep_strides)
+
+        if not move_inside_try:
+            move_all()
+        if use_finally:
+            try:
+                if move_inside_try:
+                    move_all()
+                yield module
+            finally:
+                restore()
+        else:
+            if move_inside_try:
+                move_all()
+            yield module
+            restore()
+
+    return device_loading_context
+
+
+MUTANTS = {
+    "no-copy-back": (_make(copy_back=False), ("DL-4",)),
+    "contiguous-reallocation": (_make(keep_strides=False), ("DL-4",)),
+    "no-restore-on-exception": (_make(use_finally=False), ("DL-4",)),
+    "pinning-ignored": (_make(honour_pin=False), ("DL-5",)),
+    "matched-by-position": (_make(by_name=False), ("DL-3", "DL-4", "DL-6")),
+    "move-before-try (vLLM 0.9.2)": (_make(move_inside_try=False), ("DL-7",)),
+}
+"""Each mutant, and the requirements whose failure should expose it."""
+
+_SEARCH = settings(
+    max_examples=400,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def _caught(mutant, accelerator) -> str | None:
+    """The first failure the device-state properties report for ``mutant``, or None."""
+
+    @_SEARCH
+    @given(spec=lst.module_specs(), body=lst.bodies(), pinned=st.booleans())
+    def round_trip(spec, body, pinned):
+        _pin_memory[0] = pinned
+        check_device_round_trip(mutant, spec, body, accelerator, pinned)
+
+    @_SEARCH
+    @given(spec=lst.module_specs(allow_on_target=False), failing=st.integers(0, 7))
+    def failed_move(spec, failing):
+        check_failed_move_is_undone(mutant, spec, failing, accelerator)
+
+    for prop in (round_trip, failed_move):
+        try:
+            prop()
+        except Exception as failure:  # any failure of the property counts as catching the mutant
+            return f"{prop.__name__}: {type(failure).__name__}: {str(failure).splitlines()[0]}"
+    return None
+
+
+def test_the_correct_context_passes_the_same_search(accelerator):
+    """Control: the search that must catch every mutant passes the mutants' correct twin."""
+    assert _caught(_make(), accelerator) is None
+
+
+@pytest.mark.parametrize("name", list(MUTANTS))
+def test_mutant_is_caught(accelerator, name):
+    mutant, requirements = MUTANTS[name]
+    verdict = _caught(mutant, accelerator)
+    assert verdict is not None, f"the device-state properties did not catch the {name!r} mutant"
+    assert any(req in verdict for req in requirements), (
+        f"the {name!r} mutant was caught, but not by {requirements}: {verdict}"
+    )

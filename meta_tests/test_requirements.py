@@ -1,0 +1,54 @@
+"""Meta test: requirement IDs tie the spec to the suites.
+
+Every requirement of ``spec/`` has a test; every test cites only known IDs; every
+branch of the seed is in the index's branch table, whose tests column is current.
+"""
+
+from __future__ import annotations
+
+from loaderspec.conform import traceability
+from loaderspec.conform.requirements import load_requirements
+
+
+def _marks():
+    return traceability.requirement_marks()
+
+
+def test_every_requirement_has_a_test():
+    by_req = traceability.tests_by_requirement(_marks())
+    untested = [req_id for req_id in load_requirements() if req_id not in by_req]
+    assert not untested, f"requirements without a test: {untested}"
+
+
+def test_tests_cite_only_known_requirements():
+    known = load_requirements()
+    cited = {test: ids for test, ids in _marks().items() if ids}
+    unknown = {test: traceability.unknown_ids(ids, known) for test, ids in cited.items()}
+    unknown = {test: ids for test, ids in unknown.items() if ids}
+    assert not unknown, f"tests citing IDs the spec does not define: {unknown}"
+
+
+def test_every_requirement_test_names_its_ids():
+    unmarked = [test for test, ids in _marks().items() if not ids]
+    assert not unmarked, f"tests without @pytest.mark.req(...): {unmarked}"
+
+
+def test_test_modules_mirror_the_chapters():
+    from loaderspec.conform.requirements import CHAPTERS
+
+    modules = set(traceability.test_modules())
+    missing = [c for c in CHAPTERS if f"test_{c.replace('-', '_')}" not in modules]
+    assert not missing, f"chapters without a test module of the same name: {missing}"
+
+
+def test_branch_table_covers_known_requirements_and_is_current():
+    index = traceability.spec_dir() / "index.md"
+    text = index.read_text(encoding="utf-8")
+    known = load_requirements()
+    rows = traceability.branch_table_requirements(text)
+    bad = {branch: ids for branch, ids in rows if not ids or traceability.unknown_ids(ids, known)}
+    assert not bad, f"branch-table rows with no or unknown requirement IDs: {bad}"
+    covered = {req_id for _, ids in rows for req_id in ids}
+    assert covered == set(known), f"requirements missing from the branch table: {sorted(set(known) - covered)}"
+    rendered = traceability.render_branch_table(text, traceability.tests_by_requirement(_marks()))
+    assert rendered == text, "spec/index.md's tests column is stale: python -m loaderspec.conform.traceability --write"

@@ -1,0 +1,165 @@
+"""The device-state properties of spec/device-loading.md as plain functions.
+
+The suites' DL tests run them against the implementation under test; the meta tests run
+them against planted broken device contexts (mutants), so both check the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import pytest
+import torch
+
+from .. import strategies as lst
+from .errors import PlantedError, expect_raises
+from .tensors import Snapshot, raw_bytes
+
+DeviceContext = Callable[[torch.nn.Module, torch.device], AbstractContextManager[torch.nn.Module]]
+
+
+def _owner(module: torch.nn.Module, full_name: str) -> tuple[torch.nn.Module, str]:
+    *path, leaf = full_name.split(".")
+    for part in path:
+        module = getattr(module, part)
+    return module, leaf
+
+
+def run_body(module: torch.nn.Module, body: lst.Body, target: torch.device) -> None:
+    """Do ``body``'s steps to ``module``; each step picks among the parameters present now."""
+    for number, step in enumerate(body.steps):
+        where = "cpu" if step.on_cpu else target
+        if step.action == "add-parameter":
+            data = step.tensor.build(where)
+            module.register_parameter(f"added_{number}", torch.nn.Parameter(data, requires_grad=False))
+            continue
+        present = list(module.named_parameters())
+        if not present:
+            continue
+        name, param = present[step.index % len(present)]
+        owner, leaf = _owner(module, name)
+        if step.action == "write-in-place":
+            same_shape = lst.TensorSpec(param.dtype, tuple(param.shape), "contiguous", step.tensor.seed)
+            param.data.copy_(same_shape.build(param.device))
+        elif step.action == "replace-data":
+            param.data = step.tensor.build(where)
+        elif step.action == "delete-parameter":
+            del owner._parameters[leaf]
+        elif step.action == "re-register":
+            del owner._parameters[leaf]
+            owner.register_parameter(leaf, torch.nn.Parameter(step.tensor.build(where), requires_grad=False))
+    if body.raises == "exception":
+        raise PlantedError("body raised on purpose")
+    if body.raises == "keyboard-interrupt":
+        raise KeyboardInterrupt
+
+
+def check_device_round_trip(
+    device_loading_context: DeviceContext,
+    spec: lst.ModuleSpec,
+    body: lst.Body,
+    target: torch.device,
+    pinned: bool,
+) -> None:
+    """The device-state property (DL-2, DL-3, DL-4, DL-5, DL-6, DL-9) for one example."""
+    module = lst.build_module(spec, target)
+    at_entry = {name: Snapshot.of(p) for name, p in module.named_parameters()}
+    buffers = {name: b.data_ptr() for name, b in module.named_buffers()}
+    on_cpu = {name for name, snap in at_entry.items() if snap.device.type == "cpu"}
+    at_body_end: dict[str, Snapshot] = {}
+    expected_exit = {None: None, "exception": PlantedError, "keyboard-interrupt": KeyboardInterrupt}
+    raised: BaseException | None = None
+    try:
+        with device_loading_context(module, target) as yielded:
+            assert yielded is module, f"DL-2: the context yielded {yielded!r}, not the module"
+            for name, param in module.named_parameters():
+                before = at_entry[name]
+                if name in on_cpu:
+                    assert param.device == target, f"DL-2: {name} is on {param.device} inside, not {target}"
+                    assert raw_bytes(param) == before.content, f"DL-2: {name} changed value on the move"
+                else:
+                    assert param.data_ptr() == before.data_ptr, f"DL-3: {name} was moved on entry"
+            try:
+                run_body(module, body, target)
+            finally:
+                at_body_end = {name: Snapshot.of(p) for name, p in module.named_parameters()}
+    except (PlantedError, KeyboardInterrupt) as error:
+        raised = error
+    expected = expected_exit[body.raises]
+    assert (type(raised) if raised else None) is expected, (
+        f"DL-9: the body raised {expected} but the context let out {raised!r}"
+    )
+
+    exit_params = dict(module.named_parameters())
+    assert set(exit_params) == set(at_body_end), (
+        f"DL-4: the context changed which parameters exist: {sorted(at_body_end)} -> {sorted(exit_params)}"
+    )
+    for name, param in exit_params.items():
+        final = at_body_end[name]
+        now = Snapshot.of(param)
+        if name in on_cpu:
+            assert now.device.type == "cpu", f"DL-4: {name} ({final.describe()}) ended on {now.device}"
+            assert (now.size, now.stride, now.dtype) == (final.size, final.stride, final.dtype), (
+                f"DL-4: {name} was restored as {now.describe()}, the body left {final.describe()}"
+            )
+            assert now.content == final.content, f"DL-4: {name} restored with other bytes ({final.describe()})"
+            if param.untyped_storage().nbytes() > 0:
+                assert param.is_pinned() == pinned, (
+                    f"DL-5: {name} restored with is_pinned()={param.is_pinned()}, pinned memory available={pinned}"
+                )
+        else:
+            requirement = "DL-3" if name in at_entry else "DL-6"
+            assert now.data_ptr == final.data_ptr and now.device == final.device, (
+                f"{requirement}: {name} was not recorded on CPU at entry but was moved on exit: "
+                f"{final.describe()} -> {now.describe()}"
+            )
+    for name, buffer in module.named_buffers():
+        assert buffer.data_ptr() == buffers[name], f"DL-3: buffer {name} was moved"
+
+
+class no_error:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+
+class FailsToMove(torch.Tensor):
+    """Parameter data whose move to another device fails, as an out-of-memory would."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.Tensor.to and _leaves_cpu(*args[1:], *kwargs.values()):
+            raise PlantedError("planted failure while moving a parameter")
+        return super().__torch_function__(func, types, args, kwargs)
+
+
+def _leaves_cpu(*arguments: object) -> bool:
+    devices = [a for a in arguments if isinstance(a, (torch.device, str))]
+    return any(torch.device(d).type != "cpu" for d in devices)
+
+
+def check_failed_move_is_undone(
+    device_loading_context: DeviceContext, spec: lst.ModuleSpec, failing: int, target: torch.device
+) -> None:
+    """DL-7 for one example: the ``failing``-th parameter cannot be moved to ``target``."""
+    module = lst.build_module(spec, target)
+    names = [name for name, _ in module.named_parameters()]
+    if not names:
+        module.register_parameter("weight", torch.nn.Parameter(torch.zeros(2), requires_grad=False))
+        names = ["weight"]
+    doomed = names[failing % len(names)]
+    owner, leaf = _owner(module, doomed)
+    owner._parameters[leaf] = torch.nn.Parameter(
+        owner._parameters[leaf].data.as_subclass(FailsToMove), requires_grad=False
+    )
+    before = {name: Snapshot.of(p) for name, p in module.named_parameters()}
+    with expect_raises(PlantedError, "DL-7", f"moving {doomed} failed"):
+        with device_loading_context(module, target):
+            pytest.fail("DL-7: the body ran although a parameter failed to move")
+    for name, param in module.named_parameters():
+        assert param.device.type == "cpu", f"DL-7: moving {doomed} failed, and {name} was left on {param.device}"
+        assert raw_bytes(param) == before[name].content, f"DL-7: {name} changed value"
