@@ -22,12 +22,22 @@ REPO = Path(__file__).resolve().parent.parent
 LAYERS = {
     "reference/loaderspec_reference": ("loaderspec_reference", set()),
     "kit/loaderspec/adapter.py": ("loaderspec.adapter", {"loaderspec_reference"}),
-    "kit/loaderspec/adapters": ("loaderspec.adapters", {"loaderspec_reference", "loaderspec.adapter", "loaderspec.adapters"}),
+    "kit/loaderspec/adapters": (
+        "loaderspec.adapters",
+        {"loaderspec_reference", "loaderspec.adapter", "loaderspec.adapters"},
+    ),
     "kit/loaderspec/support": ("loaderspec.support", {"loaderspec.support"}),
     "tests": ("loaderspec_suites", {"loaderspec_suites", "loaderspec.adapter", "loaderspec.support"}),
     "kit/loaderspec/conform": (
         "loaderspec.conform",
-        {"loaderspec", "loaderspec.conform", "loaderspec.adapter", "loaderspec.adapters", "loaderspec.support", "loaderspec_suites"},
+        {
+            "loaderspec",
+            "loaderspec.conform",
+            "loaderspec.adapter",
+            "loaderspec.adapters",
+            "loaderspec.support",
+            "loaderspec_suites",
+        },
     ),
     "bench": ("loaderspec_bench", {"loaderspec_bench", "loaderspec.adapter", "loaderspec.support"}),
 }
