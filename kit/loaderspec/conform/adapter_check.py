@@ -154,7 +154,9 @@ def _check_registry(adapter: Adapter, check_registration: bool) -> None:
         raise _Problem(f"hook supported_archs() returned {type(archs).__name__}; expected a list of str")
     if not check_registration:
         return
-    model_cls = type(CHECK_ARCH, (), {})
+    import torch
+
+    model_cls = type(CHECK_ARCH, (torch.nn.Module,), {})
     with _context(adapter.registered_model(CHECK_ARCH, model_cls), "registered_model()"):
         if CHECK_ARCH not in adapter.supported_archs():
             raise _Problem("hook registered_model(): inside the block, supported_archs() lacks the registered name")
