@@ -29,7 +29,10 @@ def _run(results, xfails=(), **options):
 
 def test_a_requirement_the_machine_could_not_check_makes_the_run_incomplete():
     no_compiler = "simulated device unavailable: no C++ compiler found (g++ is not on PATH)"
-    results = [_r("t.py::test_restore[sim]", "skipped", ["DL-4", "DL-5"], no_compiler), _r("t.py::q", "passed", ["QC-2"])]
+    results = [
+        _r("t.py::test_restore[sim]", "skipped", ["DL-4", "DL-5"], no_compiler),
+        _r("t.py::q", "passed", ["QC-2"]),
+    ]
     verdicts, verdict, judgement = _run(results)
     assert verdicts["DL-4"] == verdicts["DL-5"] == "unchecked"
     assert (verdict.word, verdict.exit_status) == ("INCOMPLETE", 3)
@@ -135,7 +138,7 @@ def test_duplicate_entries_are_refused(tmp_path):
     path = tmp_path / "dup.toml"
     entry = '[[xfail]]\nid = "DL-4"\nreason = "r"\nevidence = "e"\n'
     path.write_text(entry + "\n" + entry)
-    with pytest.raises(XfailFileError, match="entry 2 .*repeats entry 1"):
+    with pytest.raises(XfailFileError, match=r"entry 2 .*repeats entry 1"):
         load_xfails(path, known_ids=REQS)
 
 
