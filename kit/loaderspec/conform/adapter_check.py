@@ -230,8 +230,9 @@ def check_adapter(adapter: Adapter) -> AdapterReport:
 
 def describe(adapter: Adapter, report: AdapterReport) -> str:
     """What ``--check-adapter`` prints: the verdict, then per chapter what it needs and lacks."""
-    lines = [f"adapter {adapter.name}: " + ("ok" if report.ok else f"{len(report.problems)} problem(s)")]
-    lines += [f"  problem: {problem}" for problem in report.problems]
+    if not report.ok:  # the problems alone, the first one last: where the eye lands
+        return "\n".join(f"loaderspec conform: broken adapter {adapter.name}: {p}" for p in report.problems[::-1])
+    lines = [f"adapter {adapter.name}: ok"]
     missing = {entry.split("(")[0].strip() for entry in report.not_provided}
     for chapter, names in chapter_names().items():
         lacking = [name for name in names if name in missing]

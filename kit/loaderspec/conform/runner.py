@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import loaderspec
 from loaderspec.adapter import DEFAULT_IMPL, ENV_VAR, Adapter, AdapterError, load_adapter
@@ -79,8 +79,14 @@ def _epilog() -> str:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, not the usage block: a bad option is bad input like any other."""
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(
+    parser = parser or _Parser(
         prog="loaderspec conform",
         description=__doc__,
         epilog=_epilog(),
@@ -447,7 +453,7 @@ def check_only(args: argparse.Namespace) -> int:
 
     adapter = load_target(args)
     report = check_adapter(adapter)
-    print(describe(adapter, report))
+    print(describe(adapter, report), file=sys.stdout if report.ok else sys.stderr)
     return 0 if report.ok else 2
 
 
