@@ -63,7 +63,8 @@ def chapter_names() -> dict[str, list[str]]:
     for chapter in CHAPTERS:
         module = ast.parse((folder / f"test_{chapter.replace('-', '_')}.py").read_text(encoding="utf-8"))
         used = _impl_names(module)
-        arguments = {arg.arg for node in ast.walk(module) if isinstance(node, ast.FunctionDef) for arg in node.args.args}
+        functions = [node for node in ast.walk(module) if isinstance(node, ast.FunctionDef)]
+        arguments = {arg.arg for function in functions for arg in function.args.args}
         for fixture in arguments & set(fixtures):
             used |= fixtures[fixture]
         names[chapter] = sorted(used & known)
