@@ -104,7 +104,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     add("--force", action="store_true", help="let --write-xfails overwrite an existing file")
     add("--require-all", action="store_true", help="a MUST requirement not provided fails the run")
     add("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds before a hanging test is stopped (300)")
-    add("--max-crashes", type=int, default=DEFAULT_MAX_CRASHES, help="test-process deaths (crash, timeout) before the rest is left not run (5)")
+    deaths = "test-process deaths (crash, timeout) before the rest is left not run (5)"
+    add("--max-crashes", type=int, default=DEFAULT_MAX_CRASHES, help=deaths)
     add("--json", type=Path, default=None, help="write the full report as JSON here")
     add("--markdown", type=Path, default=None, help="write the requirement table as Markdown here")
     return parser
