@@ -70,8 +70,6 @@ def _fix(verdict: RequirementVerdict, settings: Any) -> str:
         return f"raise --timeout (now {now:g} s) on a slow machine; a hang is the implementation's bug"
     if "--max-crashes" in reason:
         return f"fix the crashes above, or raise --max-crashes (now {settings.args.max_crashes})"
-    if verdict.verdict == "inconclusive":
-        return "fix the failure it stopped at; a known one needs an expected-failure entry"
     return "see the reason"
 
 
@@ -85,11 +83,16 @@ def _print_scope(judgement: Judgement, settings: Any) -> None:
         print("\nNot provided (the implementation or adapter lacks these names; --require-all makes this a failure)")
     for names, ids in missing.items():
         print(f"  {', '.join(ids)}: {names}")
-    unchecked = [v for v in must if v.verdict in ("unchecked", "inconclusive")]
+    inconclusive = [v for v in must if v.verdict == "inconclusive"]
+    if inconclusive:
+        print("\nInconclusive (not part of a PASS: their tests stopped at another requirement's failure first)")
+    for v in inconclusive:
+        print(f"  {v.id}: {v.reason}")
+    unchecked = [v for v in must if v.verdict == "unchecked"]
     if unchecked:
-        print("\nLeft unchecked (the verdict cannot be PASS until these are checked)")
+        print("\nLeft unchecked by this machine (the verdict cannot be PASS until these are checked)")
     for v in unchecked:
-        print(f"  {v.id}  {v.verdict}: {v.reason}\n        fix: {_fix(v, settings)}")
+        print(f"  {v.id}: {v.reason}\n        fix: {_fix(v, settings)}")
 
 
 def _print_warnings(judgement: Judgement) -> None:
