@@ -299,7 +299,7 @@ def run_suites(settings: Settings, workdir: Path) -> SuiteRun:
     """Run the suites in child processes until every collected test has a result, or the
     crash limit is reached (the rest are then "not run")."""
     (workdir / "pytest.ini").write_text(_INI)
-    run, results = SuiteRun(), {}
+    run, results = SuiteRun(), dict[str, TestResult]()
     for attempt in range(settings.args.max_crashes + 1):
         events_path = workdir / f"events-{attempt}.jsonl"
         command = _child_command(settings, events_path, workdir, list(results), first=attempt == 0)
