@@ -119,7 +119,7 @@ def print_results(
     examples = sum(r.examples_run for r in results)
     rows = sum(v.examples for v in judgement.verdicts)
     print(f"requirements: {plain_counts(tally(v.verdict for v in judgement.verdicts))}")
-    print(f"tests: {len(results)}: {plain_counts(test_outcomes(results))}; {elapsed:.1f} s")
+    print(f"tests: {len(results)} ({plain_counts(test_outcomes(results))}) in {elapsed:.1f} s")
     extra = ""
     if rows != examples:
         extra = f" (the rows add up to {rows}: a test citing several requirements counts in each)"
