@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -51,6 +52,10 @@ def _print_failures(results: list[TestResult]) -> None:
         print(f"\n  {result.nodeid} [{', '.join(result.unexcused or result.failing_requirements())}] {result.outcome}")
         print(_failure_summary(result))
         print(f"  reproduce: {result.reproduction}")
+        blob = re.search(r"@reproduce_failure\([^)]*\)", result.message)
+        if blob:
+            where = result.nodeid.split("::")[0]
+            print(f"    (or add {blob.group(0)} to {result.nodeid.split('::')[-1].split('[')[0]} in {where})")
     adapter_errors = [r for r in results if r.outcome == "adapter error"]
     if adapter_errors:
         print("\nAdapter errors (raised from the adapter's own code: fix the adapter, not the implementation)")
