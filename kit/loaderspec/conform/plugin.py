@@ -176,7 +176,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             return (yield)
         previous = signal.signal(signal.SIGALRM, _on_alarm)
         # Re-fires every second after the first, in case something swallows the first one.
-        signal.setitimer(signal.ITIMER_REAL, _timeout)
+        signal.setitimer(signal.ITIMER_REAL, _timeout, 1.0)
         try:
             return (yield)
         finally:
