@@ -61,7 +61,7 @@ def test_withdrawn_requirements_point_at_active_ones():
     bad = {
         req_id: req.replaced_by
         for req_id, req in withdrawn.items()
-        if not req.replaced_by or any(everything.get(new) is None or everything[new].withdrawn for new in req.replaced_by)
+        if not req.replaced_by or any(new not in everything or everything[new].withdrawn for new in req.replaced_by)
     }
     assert not bad, f"withdrawn requirements whose 'see ...' names no active requirement: {bad}"
     assert not set(withdrawn) & set(load_requirements()), "withdrawn requirements are loaded as active"

@@ -1,4 +1,5 @@
-"""Hypothesis strategies of the loaderspec suites, in one place.
+"""Hypothesis strategies of the loaderspec suites, in one place (what they describe is
+built by ``support/modules.py``).
 
 They aim at the hard cases on purpose: names that overlap as suffixes, repeated
 sub-names, self-contained and empty entries; every dtype torch offers, zero sizes,
@@ -8,10 +9,23 @@ delete and raise at every point.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from hypothesis import strategies as st
+
+from .support.modules import (
+    BODY_ACTIONS,
+    LAYOUTS,
+    PARAM_NAMES,
+    SUBMODULE_PATHS,
+    Body,
+    BodyStep,
+    ModuleSpec,
+    ParamSpec,
+    TensorSpec,
+    build_module,
+)
+
+__all__ = ["Body", "BodyStep", "ModuleSpec", "ParamSpec", "TensorSpec", "build_module"]  # re-exported for meta tests
 
 # --- names and packed mappings (param mapping chapter) ----------------------
 
@@ -138,82 +152,21 @@ ALL_DTYPES = tuple(
 
 # --- tensors and modules (device loading chapter) ---------------------------
 
-LAYOUTS = ("contiguous", "transposed", "strided-slice", "scalar")
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """How to build one tensor: readable in a shrunk example."""
-
-    dtype: torch.dtype
-    shape: tuple[int, ...]
-    layout: str
-    seed: int
-
-    def build(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Random bytes of ``seed`` (NaN payloads, -0.0 and subnormals included)."""
-        shape = () if self.layout == "scalar" else self.shape
-        if self.layout == "transposed" and len(shape) >= 2:
-            base = _random_tensor(self.dtype, (*shape[:-2], shape[-1], shape[-2]), self.seed)
-            tensor = base.transpose(-1, -2)
-        elif self.layout == "strided-slice" and len(shape) >= 1:
-            base = _random_tensor(self.dtype, (*shape[:-1], 2 * shape[-1] + 1), self.seed)
-            tensor = base[..., 1::2]
-        else:
-            tensor = _random_tensor(self.dtype, shape, self.seed)
-        return tensor.to(device) if torch.device(device).type != "cpu" else tensor
-
-
-def _random_tensor(dtype: torch.dtype, shape: tuple[int, ...], seed: int) -> torch.Tensor:
-    numel = 1
-    for size in shape:
-        numel *= size
-    generator = torch.Generator().manual_seed(seed)
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    raw = torch.randint(0, 256, (numel * itemsize,), dtype=torch.uint8, generator=generator)
-    if dtype == torch.bool:
-        raw = raw % 2
-    return raw.view(dtype).reshape(shape)
+PARAMETER_LAYOUTS = tuple(layout for layout in LAYOUTS if layout != "expanded")
+"""Layouts a parameter has when the context is entered; only a body leaves overlapping data."""
 
 
 @st.composite
-def tensor_specs(draw: st.DrawFn, dtypes: tuple[torch.dtype, ...] = ALL_DTYPES) -> TensorSpec:
+def tensor_specs(
+    draw: st.DrawFn, dtypes: tuple[torch.dtype, ...] = ALL_DTYPES, layouts: tuple[str, ...] = PARAMETER_LAYOUTS
+) -> TensorSpec:
     shape = tuple(draw(st.lists(st.integers(0, 4), min_size=1, max_size=3)))
     return TensorSpec(
         dtype=draw(st.sampled_from(dtypes)),
         shape=shape,
-        layout=draw(st.sampled_from(LAYOUTS)),
+        layout=draw(st.sampled_from(layouts)),
         seed=draw(st.integers(0, 2**16)),
     )
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One parameter: where it lives (``path`` ``""`` is the root module)."""
-
-    path: str
-    name: str
-    tensor: TensorSpec
-    on_target: bool = False
-    tied_to: str | None = None
-    """Full name of an earlier parameter this one shares (tied weights)."""
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.path}.{self.name}" if self.path else self.name
-
-
-@dataclass(frozen=True)
-class ModuleSpec:
-    """A module tree with parameters and buffers."""
-
-    submodules: tuple[str, ...]
-    params: tuple[ParamSpec, ...]
-    buffers: tuple[ParamSpec, ...] = field(default=())
-
-
-SUBMODULE_PATHS = ("", "attn", "mlp", "mlp.experts", "norm")
-PARAM_NAMES = ("weight", "bias", "scale", "w13", "qzeros")
 
 
 @st.composite
@@ -230,14 +183,14 @@ def module_specs(draw: st.DrawFn, max_params: int = 6, allow_on_target: bool = T
     params: list[ParamSpec] = []
     for path, name in slots:
         tied_to = None
-        if params and draw(st.integers(0, 4)) == 0:
+        if params and draw(st.integers(0, 4)) == 4:
             tied_to = draw(st.sampled_from([p.full_name for p in params if p.tied_to is None] or [None]))
         params.append(
             ParamSpec(
                 path=path,
                 name=name,
                 tensor=draw(tensor_specs()),
-                on_target=allow_on_target and draw(st.integers(0, 3)) == 0,
+                on_target=allow_on_target and draw(st.integers(0, 3)) == 3,
                 tied_to=tied_to,
             )
         )
@@ -249,71 +202,25 @@ def module_specs(draw: st.DrawFn, max_params: int = 6, allow_on_target: bool = T
     return ModuleSpec(submodules=submodules, params=tuple(params), buffers=buffers)
 
 
-def build_module(spec: ModuleSpec, target: torch.device) -> torch.nn.Module:
-    """A real module tree for ``spec``; parameters marked ``on_target`` start on ``target``."""
-    root = torch.nn.Module()
-    for path in spec.submodules:
-        _ensure_submodule(root, path)
-    by_name: dict[str, torch.nn.Parameter] = {}
-    for param in spec.params:
-        owner = _ensure_submodule(root, param.path)
-        if param.tied_to is not None and param.tied_to in by_name:
-            parameter = by_name[param.tied_to]
-        else:
-            data = param.tensor.build(target if param.on_target else "cpu")
-            parameter = torch.nn.Parameter(data, requires_grad=False)
-        owner.register_parameter(param.name, parameter)
-        by_name[param.full_name] = parameter
-    for buffer in spec.buffers:
-        _ensure_submodule(root, buffer.path).register_buffer(buffer.name, buffer.tensor.build("cpu"))
-    return root
-
-
-def _ensure_submodule(root: torch.nn.Module, path: str) -> torch.nn.Module:
-    module = root
-    for part in filter(None, path.split(".")):
-        if not hasattr(module, part):
-            module.add_module(part, torch.nn.Module())
-        module = getattr(module, part)
-    return module
-
-
 # --- bodies run inside the device context -----------------------------------
-
-BODY_ACTIONS = ("write-in-place", "replace-data", "add-parameter", "delete-parameter", "re-register")
-
-
-@dataclass(frozen=True)
-class BodyStep:
-    """One thing the body does; ``index`` picks a parameter among those present."""
-
-    action: str
-    index: int
-    tensor: TensorSpec
-    on_cpu: bool = False
-    """For replace-data / re-register: put the new data on CPU instead of the target."""
-
-
-@dataclass(frozen=True)
-class Body:
-    steps: tuple[BodyStep, ...]
-    raises: str | None
-    """None, "exception" or "keyboard-interrupt": how the body ends."""
 
 
 @st.composite
 def bodies(draw: st.DrawFn, max_steps: int = 4) -> Body:
+    """What a body does inside the device context. The plain case is first in every choice:
+    a body that returns after writing in place, under the usual default device."""
     steps = draw(
         st.lists(
             st.builds(
                 BodyStep,
                 action=st.sampled_from(BODY_ACTIONS),
                 index=st.integers(0, 7),
-                tensor=tensor_specs(),
-                on_cpu=st.integers(0, 4).map(lambda n: n == 0),
+                tensor=tensor_specs(layouts=LAYOUTS),
+                on_cpu=st.integers(0, 4).map(lambda n: n == 4),
             ),
             max_size=max_steps,
         )
     )
     raises = draw(st.sampled_from([None, None, "exception", "keyboard-interrupt"]))
-    return Body(steps=tuple(steps), raises=raises)
+    default_device = draw(st.integers(0, 3).map(lambda n: n == 3))
+    return Body(steps=tuple(steps), raises=raises, default_device=default_device)
