@@ -9,6 +9,8 @@ delete and raise at every point.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from hypothesis import strategies as st
 
@@ -80,17 +82,63 @@ def module_names_for(draw: st.DrawFn, mapping: dict[str, list[str]]) -> str:
     return draw(names)
 
 
-malformed_packed_mappings = st.one_of(
-    st.just(["qkv_proj"]),
-    st.just("qkv_proj"),
-    st.just({"qkv_proj": "qkv"}),
-    st.just({"qkv_proj": ["q_proj", 3]}),
-    st.just({3: ["q_proj"]}),
-    st.just({"qkv_proj": None}),
-    st.just({"": ["q_proj"]}),
-    st.just({"qkv_proj": ["q_proj", ""]}),
-)
-"""Mappings no loader should accept: each names its own defect in the error (PM-6)."""
+@st.composite
+def mappings_with_given_inverse(draw: st.DrawFn) -> tuple[dict[str, list[str]], dict[str, tuple[str, int]]]:
+    """A packed mapping and a caller's own ``inverse_packed_mapping`` entries (PM-11): mostly
+    for sub-names the mapping has (which the construction overwrites), some for others."""
+    mapping = draw(packed_mappings())
+    subs = sorted({sub for values in mapping.values() for sub in values})
+    key_names = st.one_of(st.sampled_from(subs), names) if subs else names
+    given = draw(st.dictionaries(key_names, st.tuples(names, st.integers(0, 3)), min_size=1, max_size=3))
+    return mapping, given
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A packed mapping no loader should accept, the part its error must name, and the
+    exception type the spec requires (PM-7 ``TypeError``, PM-8 ``ValueError``)."""
+
+    value: object
+    offending: object
+    error: type[Exception]
+
+
+NOT_A_MAPPING = (["qkv_proj"], "qkv_proj", None, 3, ("qkv_proj", ["q_proj"]))
+BAD_KEYS = (3, None, ("qkv",), b"qkv")
+BAD_VALUES = ("qkv", None, 3, {"q_proj": 0}, b"q")
+BAD_SUB_NAMES = (3, None, b"q", ["q_proj"])
+MALFORMATIONS = ("str-value", "not-a-mapping", "bad-key", "bad-value", "bad-sub-name", "empty-key", "empty-sub-name")
+"""Defects, the best-known first (vLLM 0.9.2 iterates a str value per character)."""
+
+
+@st.composite
+def malformed_packed_mappings(draw: st.DrawFn) -> Malformed:
+    """A valid mapping with one defect at a drawn position, so the error must name the bad part."""
+    kind = draw(st.sampled_from(MALFORMATIONS))
+    if kind == "not-a-mapping":
+        value = draw(st.sampled_from(NOT_A_MAPPING))
+        return Malformed(value, value, TypeError)
+    good = draw(packed_mappings(max_entries=3))
+    key, entry, offending, error = "qkv_proj", ["q_proj", "k_proj"], None, TypeError
+    if kind == "str-value":
+        entry = offending = "qkv"
+    elif kind == "bad-key":
+        key = offending = draw(st.sampled_from(BAD_KEYS))
+    elif kind == "bad-value":
+        entry = offending = draw(st.sampled_from(BAD_VALUES))
+    elif kind == "bad-sub-name":
+        offending = draw(st.sampled_from(BAD_SUB_NAMES))
+        entry = [*entry[: draw(st.integers(0, 2))], offending]
+    elif kind == "empty-key":
+        key, offending, error = "", "", ValueError
+    else:
+        entry, offending, error = ["q_proj", ""], "", ValueError
+    items = [(k, v) for k, v in good.items() if k != key]
+    position = draw(st.integers(0, len(items)))
+    items.insert(position, (key, entry))  # type: ignore[arg-type]
+    # Entries after the defect may be defective too only through this one: the rest are valid.
+    return Malformed(dict(items), offending, error)
+
 
 # --- dtypes (default dtype chapter) -----------------------------------------
 
@@ -115,6 +163,7 @@ non_default_dtypes = st.sampled_from(
 
 BODY_EXITS = ("return", "exception", "keyboard-interrupt", "generator-closed")
 """How a ``with`` body can leave: normally, by Exception, by BaseException, by GeneratorExit."""
+EXCEPTIONAL_EXITS = tuple(how for how in BODY_EXITS if how != "return")
 
 
 def _has_dtype(name: str) -> bool:
