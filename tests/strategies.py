@@ -140,6 +140,16 @@ def malformed_packed_mappings(draw: st.DrawFn) -> Malformed:
     return Malformed(dict(items), offending, error)
 
 
+# --- model-class attributes (quant config chapter) --------------------------------
+
+ATTRIBUTE_STATES = ("absent", "none", "present")
+"""A model-class attribute is missing, ``None``, or set."""
+
+absent_attribute_pairs = st.tuples(st.sampled_from(ATTRIBUTE_STATES), st.sampled_from(ATTRIBUTE_STATES)).filter(
+    lambda pair: pair != ("present", "present")
+)
+"""(mapper, mapping) states with at least one of them absent or None (QC-4)."""
+
 # --- dtypes (default dtype chapter) -----------------------------------------
 
 DEFAULT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
