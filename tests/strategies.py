@@ -150,6 +150,68 @@ absent_attribute_pairs = st.tuples(st.sampled_from(ATTRIBUTE_STATES), st.sampled
 )
 """(mapper, mapping) states with at least one of them absent or None (QC-4)."""
 
+# --- constructor signatures (model init chapter) ------------------------------------
+
+CONFIG_KEYWORD = "<config keyword>"
+"""Stands for the adapter's ``config_keyword`` (vLLM: ``vllm_config``) in drawn signatures."""
+GUESSABLE_NAMES = ("prefix", "config", "cache_config", "quant_config", "lora_config", "scheduler_config")
+"""The arguments the loader guesses for an old-style class (MI-7), in order."""
+NEVER_PASSED_NAMES = (CONFIG_KEYWORD, "device", "extra")
+"""Parameters an old-style class may also have: never passed by the loader."""
+PARAMETER_KINDS = ("keyword-only", "positional-or-keyword", "positional-only")
+
+
+@dataclass(frozen=True)
+class InitParam:
+    """One parameter of a drawn ``__init__`` (besides ``self``)."""
+
+    name: str
+    kind: str
+    """One of PARAMETER_KINDS, or "var-positional" / "var-keyword" (``*args`` / ``**kwargs``)."""
+    required: bool
+
+
+@st.composite
+def old_style_signatures(draw: st.DrawFn) -> tuple[InitParam, ...]:
+    """An old-style ``__init__``: guessable names, required or not, and names the loader never
+    passes (with defaults), mostly keyword-passable; ``*args``/``**kwargs`` now and then."""
+    names = draw(st.lists(st.sampled_from(GUESSABLE_NAMES + NEVER_PASSED_NAMES), unique=True, max_size=6))
+    if CONFIG_KEYWORD in names and "prefix" in names:
+        names.remove(CONFIG_KEYWORD)  # that would be a new-style class
+    params = [
+        InitParam(
+            name,
+            draw(st.sampled_from(PARAMETER_KINDS[:2])),
+            name in GUESSABLE_NAMES and draw(st.booleans()),
+        )
+        for name in names
+    ]
+    if draw(st.integers(0, 3)) == 3:
+        params.append(InitParam("args", "var-positional", False))
+    if draw(st.integers(0, 3)) == 3:
+        params.append(InitParam("kwargs", "var-keyword", False))
+    return tuple(params)
+
+
+@st.composite
+def unsatisfiable_signatures(draw: st.DrawFn) -> tuple[tuple[InitParam, ...], str]:
+    """An ``__init__`` the loader cannot call, and the parameter that makes it so (MI-11):
+    a required parameter it never passes, new-style or old-style, or a required
+    positional-only guessable one (MI-13)."""
+    style = draw(st.sampled_from(["old-style", "new-style", "positional-only"]))
+    if style == "positional-only":
+        culprit = draw(st.sampled_from(GUESSABLE_NAMES))
+        params = [InitParam(culprit, "positional-only", True)]
+    else:
+        culprit = draw(st.sampled_from(("device", "extra", *([] if style == "old-style" else ["config"]))))
+        params = [InitParam(culprit, draw(st.sampled_from(PARAMETER_KINDS[:2])), True)]
+        if style == "new-style":
+            params += [InitParam(CONFIG_KEYWORD, "keyword-only", False), InitParam("prefix", "keyword-only", False)]
+    if draw(st.integers(0, 3)) == 3:
+        params.append(InitParam("kwargs", "var-keyword", False))
+    return tuple(params), culprit
+
+
 # --- dtypes (default dtype chapter) -----------------------------------------
 
 DEFAULT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
