@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from hypothesis import strategies as st
+from loaderspec.support.model_folders import CUSTOM_ARCH
 
 from .support.modules import (
     BODY_ACTIONS,
@@ -210,6 +211,67 @@ def unsatisfiable_signatures(draw: st.DrawFn) -> tuple[tuple[InitParam, ...], st
     if draw(st.integers(0, 3)) == 3:
         params.append(InitParam("kwargs", "var-keyword", False))
     return tuple(params), culprit
+
+
+# --- architectures (architecture chapter) -------------------------------------------
+
+BACKEND = "TransformersForCausalLM"
+"""Stands for the adapter's ``transformers_backend_arch`` in drawn architecture lists."""
+CUSTOM = CUSTOM_ARCH
+"""The custom-code architecture of ``write_custom_code_folder`` (only its auto_map finds it)."""
+TOY_ARCHS = ("LoaderspecToyForCausalLM", "LoaderspecOtherForCausalLM", "MixtralForCausalLM", "QuantMixtralForCausalLM")
+"""Names the architecture tests register toy classes under (Mixtral's are taken over)."""
+ARCH_POOL = (*TOY_ARCHS, CUSTOM, BACKEND)
+QUANTIZATIONS = (None, "fp8", "gptq_marlin", "awq_marlin", "compressed-tensors", "quark", "gptq", "awq", "bitsandbytes")
+TASKS = ("generate", "embed", "classify", "reward")
+MODEL_IMPL_KINDS = ("auto", "native", "transformers")
+"""``model_impl`` by meaning; the adapter gives each its value (``native``: vLLM's ``vllm``)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the decision table: a model folder's architectures and the config's choices."""
+
+    archs: tuple[str, ...]
+    model_impl: str
+    """A kind of MODEL_IMPL_KINDS."""
+    quantization: str | None
+    task: str
+    compatible: bool
+    """Whether the folder's custom AutoModel class is backend-compatible."""
+
+    def __str__(self) -> str:
+        return (
+            f"architectures={list(self.archs)} model_impl={self.model_impl} "
+            f"quantization={self.quantization} task={self.task} compatible={self.compatible}"
+        )
+
+
+UNREGISTERED = "LoaderspecUnregisteredForCausalLM"
+"""A name no registry knows and transformers lacks: resolved through the folder's auto_map."""
+
+
+@st.composite
+def architecture_cases(
+    draw: st.DrawFn,
+    pool: tuple[str, ...] = ARCH_POOL,
+    model_impls: tuple[str, ...] = MODEL_IMPL_KINDS,
+    max_archs: int = 3,
+    fallback_share: bool = True,
+) -> Case:
+    """A decision-table row. Half the rows (behind a boolean, so failures shrink to the
+    registry's plain case) list only names the registry lacks with ``auto`` or
+    ``transformers``: the Transformers fallback and its errors (AR-1, TF-8..TF-12)."""
+    if fallback_share and draw(st.booleans()):
+        pool = (CUSTOM, UNREGISTERED, BACKEND)
+        model_impls = ("auto", "transformers")
+    return Case(
+        archs=tuple(draw(st.lists(st.sampled_from(pool), min_size=1, max_size=max_archs, unique=True))),
+        model_impl=draw(st.sampled_from(model_impls)),
+        quantization=draw(st.sampled_from(QUANTIZATIONS)),
+        task=draw(st.sampled_from(TASKS)),
+        compatible=draw(st.booleans()),
+    )
 
 
 # --- dtypes (default dtype chapter) -----------------------------------------
