@@ -274,6 +274,38 @@ def architecture_cases(
     )
 
 
+# --- model layers (post-loading chapter) ---------------------------------------------
+
+LAYER_KINDS = ("plain", "quantized", "offloaded", "qkv-cross", "attention", "foreign-method", "none-method")
+"""Layer kinds: offloaded = quantized with its weight on CPU while the target is not."""
+HOOK_KINDS = ("quantized", "offloaded", "qkv-cross", "attention")
+"""Kinds whose hook the pass runs."""
+
+
+def layer_kinds(
+    qkv_cross: bool, attention: bool, min_size: int = 0, required: tuple[str, ...] = ()
+) -> st.SearchStrategy[list[str]]:
+    """Layer kinds, without those the implementation has no base for; every kind of
+    ``required`` appears at least once (at a drawn position)."""
+    available = [
+        kind for kind in LAYER_KINDS if (kind != "qkv-cross" or qkv_cross) and (kind != "attention" or attention)
+    ]
+
+    @st.composite
+    def kinds(draw: st.DrawFn) -> list[str]:
+        drawn = draw(st.lists(st.sampled_from(available), min_size=min_size, max_size=8))
+        for kind in required:
+            drawn.insert(draw(st.integers(0, len(drawn))), kind)
+        return drawn
+
+    return kinds()
+
+
+shared_positions = st.lists(st.integers(0, 7), max_size=2)
+"""Layers registered a second time (the same module object, processed once)."""
+hook_dtypes = st.sampled_from([torch.float16, torch.bfloat16, torch.float32])
+
+
 # --- dtypes (default dtype chapter) -----------------------------------------
 
 DEFAULT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
