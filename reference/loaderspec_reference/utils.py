@@ -227,7 +227,9 @@ def device_loading_context(module: nn.Module, target_device: torch.device) -> It
 def _restorable_stride(data: torch.Tensor) -> tuple[int, ...]:
     """``data``'s strides, or contiguous ones when a dimension of size > 1 has stride 0:
     ``copy_`` cannot write into such overlapping memory (DL-16)."""
-    if not any(stride == 0 and size > 1 for size, stride in zip(data.size(), data.stride(), strict=True)):
+    if data.numel() <= 1 or not any(
+        stride == 0 and size > 1 for size, stride in zip(data.size(), data.stride(), strict=True)
+    ):
         return tuple(data.stride())
     # DIVERGENCE D-12: vLLM 0.9.2 keeps the overlapping strides; the copy then raises in `finally`.
     strides, step = [], 1

@@ -61,6 +61,8 @@ def _random_tensor(dtype: torch.dtype, shape: tuple[int, ...], seed: int) -> tor
 
 def overlaps(tensor: torch.Tensor) -> bool:
     """Whether two elements share memory through a stride of 0 (what ``copy_`` refuses)."""
+    if tensor.numel() <= 1:
+        return False
     return any(stride == 0 and size > 1 for size, stride in zip(tensor.size(), tensor.stride(), strict=True))
 
 
