@@ -108,14 +108,16 @@ NOT_A_MAPPING = (["qkv_proj"], "qkv_proj", None, 3, ("qkv_proj", ["q_proj"]))
 BAD_KEYS = (3, None, ("qkv",), b"qkv")
 BAD_VALUES = ("qkv", None, 3, {"q_proj": 0}, b"q")
 BAD_SUB_NAMES = (3, None, b"q", ["q_proj"])
-MALFORMATIONS = ("str-value", "not-a-mapping", "bad-key", "bad-value", "bad-sub-name", "empty-key", "empty-sub-name")
-"""Defects, the best-known first (vLLM 0.9.2 iterates a str value per character)."""
+WRONG_TYPES = ("str-value", "not-a-mapping", "bad-key", "bad-value", "bad-sub-name")
+"""Defects of type (PM-7), the best-known first (vLLM 0.9.2 iterates a str value per character)."""
+EMPTY_NAMES = ("empty-key", "empty-sub-name")
+"""Defects of value (PM-8)."""
 
 
 @st.composite
-def malformed_packed_mappings(draw: st.DrawFn) -> Malformed:
+def malformed_packed_mappings(draw: st.DrawFn, kinds: tuple[str, ...] = WRONG_TYPES + EMPTY_NAMES) -> Malformed:
     """A valid mapping with one defect at a drawn position, so the error must name the bad part."""
-    kind = draw(st.sampled_from(MALFORMATIONS))
+    kind = draw(st.sampled_from(kinds))
     if kind == "not-a-mapping":
         value = draw(st.sampled_from(NOT_A_MAPPING))
         return Malformed(value, value, TypeError)
