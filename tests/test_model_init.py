@@ -208,15 +208,21 @@ def test_quant_config_is_wired_before_construction(impl, llama_folder, with_quan
     mapping = {"qkv_proj": ["q_proj", "k_proj", "v_proj"]}
     seen = []
 
-    class Wired(torch.nn.Module):
-        packed_modules_mapping = mapping
+    def __init__(self, **kwargs):
+        torch.nn.Module.__init__(self)
+        config = kwargs[impl.config_keyword]
+        if config.quant_config is not None:
+            seen.append(config.quant_config.packed_modules_mapping)
 
-        def __init__(self, *, vllm_config, prefix=""):
-            super().__init__()
-            if vllm_config.quant_config is not None:
-                seen.append(vllm_config.quant_config.packed_modules_mapping)
-
-    impl.initialize_model(vllm_config, model_class=Wired)
+    __init__.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            _keyword(impl.config_keyword, True),
+            _keyword("prefix", False),
+        ]
+    )
+    wired = type("Wired", (torch.nn.Module,), {"__init__": __init__, "packed_modules_mapping": mapping})
+    impl.initialize_model(vllm_config, model_class=wired)
     if with_quant_config:
         assert seen and seen[0] is mapping, "MI-2: the quantization config was not wired before __init__ ran"
     else:
