@@ -256,9 +256,9 @@ def conform(argv: list[str] | None = None) -> int:
             print(f"\n  {result.nodeid} [{', '.join(result.failing_requirements())}] {result.outcome}")
             print(_failure_summary(result))
             print(f"  reproduce: {result.reproduction}")
-    unexpected_passes = [r for r in results if r.outcome == "passed" and r.expected_failure is not None]
-    for result in unexpected_passes:
-        print(f"\n  unexpected pass: {result.nodeid} (expected to fail: {result.expected_failure.reason})")
+    for result in results:
+        if result.outcome == "passed" and result.expected_failure is not None:
+            print(f"\n  unexpected pass: {result.nodeid} (expected to fail: {result.expected_failure.reason})")
     print("\nRequirements\n")
     print(render_table(verdicts))
     tests_tally: dict[str, int] = {}
