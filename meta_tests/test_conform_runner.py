@@ -179,7 +179,7 @@ def test_missing_names_and_hooks_are_not_provided(tmp_path):
         "--impl",
         "meta_tests.broken_adapters:HOOKLESS",
         "-k",
-        "test_packed_mapping_is_kept_as_given or test_mappings_are_wired_by_reference",
+        "test_packed_mapping_is_kept_as_given or test_the_mapper_itself_is_applied_first",
     )
     verdicts = {r["id"]: r["verdict"] for r in data["requirements"]}
     assert verdicts["PM-1"] == "not provided" and verdicts["QC-1"] == "not provided", verdicts

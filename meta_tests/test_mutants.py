@@ -15,13 +15,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from loaderspec_suites import strategies as lst
 from loaderspec_suites.support.device_properties import check_device_round_trip, check_failed_move_is_undone
+from loaderspec_suites.support.modules import overlaps
 
 _pin_memory = [False]
 """What the mutants' ``is_pin_memory_available()`` answers (set per example)."""
 
 
 def _restore(p: torch.Tensor, *, pin_memory: bool, keep_strides: bool = True) -> torch.Tensor:
-    if keep_strides:
+    if keep_strides and not overlaps(p):  # overlapping data is restored densely (DL-16)
         cpu = torch.empty_strided(p.size(), p.stride(), dtype=p.dtype, device="cpu", pin_memory=pin_memory)
     else:
         cpu = torch.empty(p.size(), dtype=p.dtype, device="cpu", pin_memory=pin_memory)
@@ -79,11 +80,11 @@ def _make(
 
 
 MUTANTS = {
-    "no-copy-back": (_make(copy_back=False), ("DL-4",)),
-    "contiguous-reallocation": (_make(keep_strides=False), ("DL-4",)),
-    "no-restore-on-exception": (_make(use_finally=False), ("DL-4",)),
+    "no-copy-back": (_make(copy_back=False), ("DL-10",)),
+    "contiguous-reallocation": (_make(keep_strides=False), ("DL-11",)),
+    "no-restore-on-exception": (_make(use_finally=False), ("DL-10",)),
     "pinning-ignored": (_make(honour_pin=False), ("DL-5",)),
-    "matched-by-position": (_make(by_name=False), ("DL-3", "DL-4", "DL-6")),
+    "matched-by-position": (_make(by_name=False), ("DL-3", "DL-6", "DL-10", "DL-11", "DL-12")),
     "move-before-try (vLLM 0.9.2)": (_make(move_inside_try=False), ("DL-7",)),
 }
 """Each mutant, and the requirements whose failure should expose it."""

@@ -52,3 +52,22 @@ def test_branch_table_covers_known_requirements_and_is_current():
     assert covered == set(known), f"requirements missing from the branch table: {sorted(set(known) - covered)}"
     rendered = traceability.render_branch_table(text, traceability.tests_by_requirement(_marks()))
     assert rendered == text, "spec/index.md's tests column is stale: python -m loaderspec.conform.traceability --write"
+
+
+def test_withdrawn_requirements_point_at_active_ones():
+    everything = load_requirements(include_withdrawn=True)
+    withdrawn = {req_id: req for req_id, req in everything.items() if req.withdrawn}
+    assert withdrawn, "the spec has withdrawn requirements since 0.2.0; the parser found none"
+    bad = {
+        req_id: req.replaced_by
+        for req_id, req in withdrawn.items()
+        if not req.replaced_by or any(new not in everything or everything[new].withdrawn for new in req.replaced_by)
+    }
+    assert not bad, f"withdrawn requirements whose 'see ...' names no active requirement: {bad}"
+    assert not set(withdrawn) & set(load_requirements()), "withdrawn requirements are loaded as active"
+
+
+def test_withdrawn_requirements_are_cited_by_no_test():
+    withdrawn = {r for r, req in load_requirements(include_withdrawn=True).items() if req.withdrawn}
+    citing = {test: sorted(set(ids) & withdrawn) for test, ids in _marks().items() if set(ids) & withdrawn}
+    assert not citing, f"tests citing withdrawn requirements (cite their replacements): {citing}"

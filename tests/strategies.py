@@ -1,4 +1,5 @@
-"""Hypothesis strategies of the loaderspec suites, in one place.
+"""Hypothesis strategies of the loaderspec suites, in one place (what they describe is
+built by ``support/modules.py``).
 
 They aim at the hard cases on purpose: names that overlap as suffixes, repeated
 sub-names, self-contained and empty entries; every dtype torch offers, zero sizes,
@@ -8,10 +9,26 @@ delete and raise at every point.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from hypothesis import strategies as st
+from loaderspec.support.model_folders import CUSTOM_ARCH
+
+from .support.modules import (
+    BODY_ACTIONS,
+    LAYOUTS,
+    PARAM_NAMES,
+    SUBMODULE_PATHS,
+    Body,
+    BodyStep,
+    ModuleSpec,
+    ParamSpec,
+    TensorSpec,
+    build_module,
+)
+
+__all__ = ["Body", "BodyStep", "ModuleSpec", "ParamSpec", "TensorSpec", "build_module"]  # re-exported for meta tests
 
 # --- names and packed mappings (param mapping chapter) ----------------------
 
@@ -66,17 +83,230 @@ def module_names_for(draw: st.DrawFn, mapping: dict[str, list[str]]) -> str:
     return draw(names)
 
 
-malformed_packed_mappings = st.one_of(
-    st.just(["qkv_proj"]),
-    st.just("qkv_proj"),
-    st.just({"qkv_proj": "qkv"}),
-    st.just({"qkv_proj": ["q_proj", 3]}),
-    st.just({3: ["q_proj"]}),
-    st.just({"qkv_proj": None}),
-    st.just({"": ["q_proj"]}),
-    st.just({"qkv_proj": ["q_proj", ""]}),
+@st.composite
+def mappings_with_given_inverse(draw: st.DrawFn) -> tuple[dict[str, list[str]], dict[str, tuple[str, int]]]:
+    """A packed mapping and a caller's own ``inverse_packed_mapping`` entries (PM-11): mostly
+    for sub-names the mapping has (which the construction overwrites), some for others."""
+    mapping = draw(packed_mappings())
+    subs = sorted({sub for values in mapping.values() for sub in values})
+    key_names = st.one_of(st.sampled_from(subs), names) if subs else names
+    given = draw(st.dictionaries(key_names, st.tuples(names, st.integers(0, 3)), min_size=1, max_size=3))
+    return mapping, given
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A packed mapping no loader should accept, the part its error must name, and the
+    exception type the spec requires (PM-7 ``TypeError``, PM-8 ``ValueError``)."""
+
+    value: object
+    offending: object
+    error: type[Exception]
+
+
+NOT_A_MAPPING = (["qkv_proj"], "qkv_proj", None, 3, ("qkv_proj", ["q_proj"]))
+BAD_KEYS = (3, None, ("qkv",), b"qkv")
+BAD_VALUES = ("qkv", None, 3, {"q_proj": 0}, b"q")
+BAD_SUB_NAMES = (3, None, b"q", ["q_proj"])
+WRONG_TYPES = ("str-value", "not-a-mapping", "bad-key", "bad-value", "bad-sub-name")
+"""Defects of type (PM-7), the best-known first (vLLM 0.9.2 iterates a str value per character)."""
+EMPTY_NAMES = ("empty-key", "empty-sub-name")
+"""Defects of value (PM-8)."""
+
+
+@st.composite
+def malformed_packed_mappings(draw: st.DrawFn, kinds: tuple[str, ...] = WRONG_TYPES + EMPTY_NAMES) -> Malformed:
+    """A valid mapping with one defect at a drawn position, so the error must name the bad part."""
+    kind = draw(st.sampled_from(kinds))
+    if kind == "not-a-mapping":
+        value = draw(st.sampled_from(NOT_A_MAPPING))
+        return Malformed(value, value, TypeError)
+    good = draw(packed_mappings(max_entries=3))
+    key, entry, offending, error = "qkv_proj", ["q_proj", "k_proj"], None, TypeError
+    if kind == "str-value":
+        entry = offending = "qkv"
+    elif kind == "bad-key":
+        key = offending = draw(st.sampled_from(BAD_KEYS))
+    elif kind == "bad-value":
+        entry = offending = draw(st.sampled_from(BAD_VALUES))
+    elif kind == "bad-sub-name":
+        offending = draw(st.sampled_from(BAD_SUB_NAMES))
+        entry = [*entry[: draw(st.integers(0, 2))], offending]
+    elif kind == "empty-key":
+        key, offending, error = "", "", ValueError
+    else:
+        entry, offending, error = ["q_proj", ""], "", ValueError
+    items = [(k, v) for k, v in good.items() if k != key]
+    position = draw(st.integers(0, len(items)))
+    items.insert(position, (key, entry))  # type: ignore[arg-type]
+    # Entries after the defect may be defective too only through this one: the rest are valid.
+    return Malformed(dict(items), offending, error)
+
+
+# --- model-class attributes (quant config chapter) --------------------------------
+
+ATTRIBUTE_STATES = ("absent", "none", "present")
+"""A model-class attribute is missing, ``None``, or set."""
+
+absent_attribute_pairs = st.tuples(st.sampled_from(ATTRIBUTE_STATES), st.sampled_from(ATTRIBUTE_STATES)).filter(
+    lambda pair: pair != ("present", "present")
 )
-"""Mappings no loader should accept: each names its own defect in the error (PM-6)."""
+"""(mapper, mapping) states with at least one of them absent or None (QC-4)."""
+
+# --- constructor signatures (model init chapter) ------------------------------------
+
+CONFIG_KEYWORD = "<config keyword>"
+"""Stands for the adapter's ``config_keyword`` (vLLM: ``vllm_config``) in drawn signatures."""
+GUESSABLE_NAMES = ("prefix", "config", "cache_config", "quant_config", "lora_config", "scheduler_config")
+"""The arguments the loader guesses for an old-style class (MI-7), in order."""
+NEVER_PASSED_NAMES = (CONFIG_KEYWORD, "device", "extra")
+"""Parameters an old-style class may also have: never passed by the loader."""
+PARAMETER_KINDS = ("keyword-only", "positional-or-keyword", "positional-only")
+
+
+@dataclass(frozen=True)
+class InitParam:
+    """One parameter of a drawn ``__init__`` (besides ``self``)."""
+
+    name: str
+    kind: str
+    """One of PARAMETER_KINDS, or "var-positional" / "var-keyword" (``*args`` / ``**kwargs``)."""
+    required: bool
+
+
+@st.composite
+def old_style_signatures(draw: st.DrawFn) -> tuple[InitParam, ...]:
+    """An old-style ``__init__``: guessable names, required or not, and names the loader never
+    passes (with defaults), mostly keyword-passable; ``*args``/``**kwargs`` now and then."""
+    names = draw(st.lists(st.sampled_from(GUESSABLE_NAMES + NEVER_PASSED_NAMES), unique=True, max_size=6))
+    if CONFIG_KEYWORD in names and "prefix" in names:
+        names.remove(CONFIG_KEYWORD)  # that would be a new-style class
+    params = [
+        InitParam(
+            name,
+            draw(st.sampled_from(PARAMETER_KINDS[:2])),
+            name in GUESSABLE_NAMES and draw(st.booleans()),
+        )
+        for name in names
+    ]
+    if draw(st.integers(0, 3)) == 3:
+        params.append(InitParam("args", "var-positional", False))
+    if draw(st.integers(0, 3)) == 3:
+        params.append(InitParam("kwargs", "var-keyword", False))
+    return tuple(params)
+
+
+@st.composite
+def unsatisfiable_signatures(draw: st.DrawFn) -> tuple[tuple[InitParam, ...], str]:
+    """An ``__init__`` the loader cannot call, and the parameter that makes it so (MI-11):
+    a required parameter it never passes, new-style or old-style, or a required
+    positional-only guessable one (MI-13)."""
+    style = draw(st.sampled_from(["old-style", "new-style", "positional-only"]))
+    if style == "positional-only":
+        culprit = draw(st.sampled_from(GUESSABLE_NAMES))
+        params = [InitParam(culprit, "positional-only", True)]
+    else:
+        culprit = draw(st.sampled_from(("device", "extra", *([] if style == "old-style" else ["config"]))))
+        params = [InitParam(culprit, draw(st.sampled_from(PARAMETER_KINDS[:2])), True)]
+        if style == "new-style":
+            params += [InitParam(CONFIG_KEYWORD, "keyword-only", False), InitParam("prefix", "keyword-only", False)]
+    if draw(st.integers(0, 3)) == 3:
+        params.append(InitParam("kwargs", "var-keyword", False))
+    return tuple(params), culprit
+
+
+# --- architectures (architecture chapter) -------------------------------------------
+
+BACKEND = "TransformersForCausalLM"
+"""Stands for the adapter's ``transformers_backend_arch`` in drawn architecture lists."""
+CUSTOM = CUSTOM_ARCH
+"""The custom-code architecture of ``write_custom_code_folder`` (only its auto_map finds it)."""
+TOY_ARCHS = ("LoaderspecToyForCausalLM", "LoaderspecOtherForCausalLM", "MixtralForCausalLM", "QuantMixtralForCausalLM")
+"""Names the architecture tests register toy classes under (Mixtral's are taken over)."""
+ARCH_POOL = (*TOY_ARCHS, CUSTOM, BACKEND)
+QUANTIZATIONS = (None, "fp8", "gptq_marlin", "awq_marlin", "compressed-tensors", "quark", "gptq", "awq", "bitsandbytes")
+TASKS = ("generate", "embed", "classify", "reward")
+MODEL_IMPL_KINDS = ("auto", "native", "transformers")
+"""``model_impl`` by meaning; the adapter gives each its value (``native``: vLLM's ``vllm``)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the decision table: a model folder's architectures and the config's choices."""
+
+    archs: tuple[str, ...]
+    model_impl: str
+    """A kind of MODEL_IMPL_KINDS."""
+    quantization: str | None
+    task: str
+    compatible: bool
+    """Whether the folder's custom AutoModel class is backend-compatible."""
+
+    def __str__(self) -> str:
+        return (
+            f"architectures={list(self.archs)} model_impl={self.model_impl} "
+            f"quantization={self.quantization} task={self.task} compatible={self.compatible}"
+        )
+
+
+UNREGISTERED = "LoaderspecUnregisteredForCausalLM"
+"""A name no registry knows and transformers lacks: resolved through the folder's auto_map."""
+
+
+@st.composite
+def architecture_cases(
+    draw: st.DrawFn,
+    pool: tuple[str, ...] = ARCH_POOL,
+    model_impls: tuple[str, ...] = MODEL_IMPL_KINDS,
+    max_archs: int = 3,
+    fallback_share: bool = True,
+) -> Case:
+    """A decision-table row. Half the rows (behind a boolean, so failures shrink to the
+    registry's plain case) list only names the registry lacks with ``auto`` or
+    ``transformers``: the Transformers fallback and its errors (AR-1, TF-8..TF-12)."""
+    if fallback_share and draw(st.booleans()):
+        pool = (CUSTOM, UNREGISTERED, BACKEND)
+        model_impls = ("auto", "transformers")
+    return Case(
+        archs=tuple(draw(st.lists(st.sampled_from(pool), min_size=1, max_size=max_archs, unique=True))),
+        model_impl=draw(st.sampled_from(model_impls)),
+        quantization=draw(st.sampled_from(QUANTIZATIONS)),
+        task=draw(st.sampled_from(TASKS)),
+        compatible=draw(st.booleans()),
+    )
+
+
+# --- model layers (post-loading chapter) ---------------------------------------------
+
+LAYER_KINDS = ("plain", "quantized", "offloaded", "qkv-cross", "attention", "foreign-method", "none-method")
+"""Layer kinds: offloaded = quantized with its weight on CPU while the target is not."""
+HOOK_KINDS = ("quantized", "offloaded", "qkv-cross", "attention")
+"""Kinds whose hook the pass runs."""
+
+
+def layer_kinds(
+    qkv_cross: bool, attention: bool, min_size: int = 0, required: tuple[str, ...] = ()
+) -> st.SearchStrategy[list[str]]:
+    """Layer kinds, without those the implementation has no base for; every kind of
+    ``required`` appears at least once (at a drawn position)."""
+    available = [
+        kind for kind in LAYER_KINDS if (kind != "qkv-cross" or qkv_cross) and (kind != "attention" or attention)
+    ]
+
+    @st.composite
+    def kinds(draw: st.DrawFn) -> list[str]:
+        drawn = draw(st.lists(st.sampled_from(available), min_size=min_size, max_size=8))
+        for kind in required:
+            drawn.insert(draw(st.integers(0, len(drawn))), kind)
+        return drawn
+
+    return kinds()
+
+
+shared_positions = st.lists(st.integers(0, 7), max_size=2)
+"""Layers registered a second time (the same module object, processed once)."""
+hook_dtypes = st.sampled_from([torch.float16, torch.bfloat16, torch.float32])
+
 
 # --- dtypes (default dtype chapter) -----------------------------------------
 
@@ -101,6 +331,7 @@ non_default_dtypes = st.sampled_from(
 
 BODY_EXITS = ("return", "exception", "keyboard-interrupt", "generator-closed")
 """How a ``with`` body can leave: normally, by Exception, by BaseException, by GeneratorExit."""
+EXCEPTIONAL_EXITS = tuple(how for how in BODY_EXITS if how != "return")
 
 
 def _has_dtype(name: str) -> bool:
@@ -138,82 +369,21 @@ ALL_DTYPES = tuple(
 
 # --- tensors and modules (device loading chapter) ---------------------------
 
-LAYOUTS = ("contiguous", "transposed", "strided-slice", "scalar")
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """How to build one tensor: readable in a shrunk example."""
-
-    dtype: torch.dtype
-    shape: tuple[int, ...]
-    layout: str
-    seed: int
-
-    def build(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Random bytes of ``seed`` (NaN payloads, -0.0 and subnormals included)."""
-        shape = () if self.layout == "scalar" else self.shape
-        if self.layout == "transposed" and len(shape) >= 2:
-            base = _random_tensor(self.dtype, (*shape[:-2], shape[-1], shape[-2]), self.seed)
-            tensor = base.transpose(-1, -2)
-        elif self.layout == "strided-slice" and len(shape) >= 1:
-            base = _random_tensor(self.dtype, (*shape[:-1], 2 * shape[-1] + 1), self.seed)
-            tensor = base[..., 1::2]
-        else:
-            tensor = _random_tensor(self.dtype, shape, self.seed)
-        return tensor.to(device) if torch.device(device).type != "cpu" else tensor
-
-
-def _random_tensor(dtype: torch.dtype, shape: tuple[int, ...], seed: int) -> torch.Tensor:
-    numel = 1
-    for size in shape:
-        numel *= size
-    generator = torch.Generator().manual_seed(seed)
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    raw = torch.randint(0, 256, (numel * itemsize,), dtype=torch.uint8, generator=generator)
-    if dtype == torch.bool:
-        raw = raw % 2
-    return raw.view(dtype).reshape(shape)
+PARAMETER_LAYOUTS = tuple(layout for layout in LAYOUTS if layout != "expanded")
+"""Layouts a parameter has when the context is entered; only a body leaves overlapping data."""
 
 
 @st.composite
-def tensor_specs(draw: st.DrawFn, dtypes: tuple[torch.dtype, ...] = ALL_DTYPES) -> TensorSpec:
+def tensor_specs(
+    draw: st.DrawFn, dtypes: tuple[torch.dtype, ...] = ALL_DTYPES, layouts: tuple[str, ...] = PARAMETER_LAYOUTS
+) -> TensorSpec:
     shape = tuple(draw(st.lists(st.integers(0, 4), min_size=1, max_size=3)))
     return TensorSpec(
         dtype=draw(st.sampled_from(dtypes)),
         shape=shape,
-        layout=draw(st.sampled_from(LAYOUTS)),
+        layout=draw(st.sampled_from(layouts)),
         seed=draw(st.integers(0, 2**16)),
     )
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One parameter: where it lives (``path`` ``""`` is the root module)."""
-
-    path: str
-    name: str
-    tensor: TensorSpec
-    on_target: bool = False
-    tied_to: str | None = None
-    """Full name of an earlier parameter this one shares (tied weights)."""
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.path}.{self.name}" if self.path else self.name
-
-
-@dataclass(frozen=True)
-class ModuleSpec:
-    """A module tree with parameters and buffers."""
-
-    submodules: tuple[str, ...]
-    params: tuple[ParamSpec, ...]
-    buffers: tuple[ParamSpec, ...] = field(default=())
-
-
-SUBMODULE_PATHS = ("", "attn", "mlp", "mlp.experts", "norm")
-PARAM_NAMES = ("weight", "bias", "scale", "w13", "qzeros")
 
 
 @st.composite
@@ -230,14 +400,14 @@ def module_specs(draw: st.DrawFn, max_params: int = 6, allow_on_target: bool = T
     params: list[ParamSpec] = []
     for path, name in slots:
         tied_to = None
-        if params and draw(st.integers(0, 4)) == 0:
+        if params and draw(st.integers(0, 4)) == 4:
             tied_to = draw(st.sampled_from([p.full_name for p in params if p.tied_to is None] or [None]))
         params.append(
             ParamSpec(
                 path=path,
                 name=name,
                 tensor=draw(tensor_specs()),
-                on_target=allow_on_target and draw(st.integers(0, 3)) == 0,
+                on_target=allow_on_target and draw(st.integers(0, 3)) == 3,
                 tied_to=tied_to,
             )
         )
@@ -249,71 +419,25 @@ def module_specs(draw: st.DrawFn, max_params: int = 6, allow_on_target: bool = T
     return ModuleSpec(submodules=submodules, params=tuple(params), buffers=buffers)
 
 
-def build_module(spec: ModuleSpec, target: torch.device) -> torch.nn.Module:
-    """A real module tree for ``spec``; parameters marked ``on_target`` start on ``target``."""
-    root = torch.nn.Module()
-    for path in spec.submodules:
-        _ensure_submodule(root, path)
-    by_name: dict[str, torch.nn.Parameter] = {}
-    for param in spec.params:
-        owner = _ensure_submodule(root, param.path)
-        if param.tied_to is not None and param.tied_to in by_name:
-            parameter = by_name[param.tied_to]
-        else:
-            data = param.tensor.build(target if param.on_target else "cpu")
-            parameter = torch.nn.Parameter(data, requires_grad=False)
-        owner.register_parameter(param.name, parameter)
-        by_name[param.full_name] = parameter
-    for buffer in spec.buffers:
-        _ensure_submodule(root, buffer.path).register_buffer(buffer.name, buffer.tensor.build("cpu"))
-    return root
-
-
-def _ensure_submodule(root: torch.nn.Module, path: str) -> torch.nn.Module:
-    module = root
-    for part in filter(None, path.split(".")):
-        if not hasattr(module, part):
-            module.add_module(part, torch.nn.Module())
-        module = getattr(module, part)
-    return module
-
-
 # --- bodies run inside the device context -----------------------------------
-
-BODY_ACTIONS = ("write-in-place", "replace-data", "add-parameter", "delete-parameter", "re-register")
-
-
-@dataclass(frozen=True)
-class BodyStep:
-    """One thing the body does; ``index`` picks a parameter among those present."""
-
-    action: str
-    index: int
-    tensor: TensorSpec
-    on_cpu: bool = False
-    """For replace-data / re-register: put the new data on CPU instead of the target."""
-
-
-@dataclass(frozen=True)
-class Body:
-    steps: tuple[BodyStep, ...]
-    raises: str | None
-    """None, "exception" or "keyboard-interrupt": how the body ends."""
 
 
 @st.composite
 def bodies(draw: st.DrawFn, max_steps: int = 4) -> Body:
+    """What a body does inside the device context. The plain case is first in every choice:
+    a body that returns after writing in place, under the usual default device."""
     steps = draw(
         st.lists(
             st.builds(
                 BodyStep,
                 action=st.sampled_from(BODY_ACTIONS),
                 index=st.integers(0, 7),
-                tensor=tensor_specs(),
-                on_cpu=st.integers(0, 4).map(lambda n: n == 0),
+                tensor=tensor_specs(layouts=LAYOUTS),
+                on_cpu=st.integers(0, 4).map(lambda n: n == 4),
             ),
             max_size=max_steps,
         )
     )
     raises = draw(st.sampled_from([None, None, "exception", "keyboard-interrupt"]))
-    return Body(steps=tuple(steps), raises=raises)
+    default_device = draw(st.integers(0, 3).map(lambda n: n == 3))
+    return Body(steps=tuple(steps), raises=raises, default_device=default_device)

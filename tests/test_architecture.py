@@ -1,44 +1,40 @@
 """Architecture resolution (spec/architecture.md): ``get_model_architecture`` and
-friends pick the model class, with the Transformers fallback and quantized Mixtral."""
+friends pick the model class, with the Transformers fallback and quantized Mixtral.
+
+The backend's architecture name and the ``model_impl`` values come from the adapter
+(``impl.transformers_backend_arch``, ``impl.model_impl(kind)``); every model folder whose
+code transformers imports is unique to its test (``isolated_custom_code_folder``)."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 import torch
 import transformers
-from hypothesis import assume, given
+from hypothesis import assume, event, given
 from hypothesis import strategies as st
-from loaderspec.support.model_folders import CUSTOM_ARCH, write_custom_code_folder
 
+from . import strategies as lst
+from .strategies import BACKEND, CUSTOM, Case
 from .support.errors import expect_raises, expect_success
 from .support.logs import utils_log
+from .support.modules import isolated_custom_code_folder
 
-BACKEND = "TransformersForCausalLM"
 MIXTRAL_HANDLES = ("fp8", "compressed-tensors", "gptq_marlin", "awq_marlin", "quark")
-QUANTIZATIONS = (None, "fp8", "gptq_marlin", "awq_marlin", "gptq", "awq", "bitsandbytes")
-TASKS = ("generate", "embed", "classify", "reward")
-MODEL_IMPLS = ("auto", "vllm", "transformers")
 
 
 def _toy(name: str) -> type[torch.nn.Module]:
     return type(name, (torch.nn.Module,), {"__module__": __name__})
 
 
-TOYS = {
-    "LoaderspecToyForCausalLM": _toy("LoaderspecToyForCausalLM"),
-    "LoaderspecOtherForCausalLM": _toy("LoaderspecOtherForCausalLM"),
-    "MixtralForCausalLM": _toy("ToyMixtralForCausalLM"),
-    "QuantMixtralForCausalLM": _toy("ToyQuantMixtralForCausalLM"),
-}
+TOYS = {arch: _toy(arch if not arch.startswith(("Mixtral", "Quant")) else f"Toy{arch}") for arch in lst.TOY_ARCHS}
 """Classes the tests register; Mixtral names are taken over for the duration of a test."""
-
-ARCH_POOL = (*TOYS, CUSTOM_ARCH, BACKEND)
 
 
 @pytest.fixture(scope="module")
@@ -49,22 +45,29 @@ def toys_registered(impl) -> Iterator[None]:
         yield
 
 
-def _expected(impl, archs, model_impl, quantization, compatible):
+def _names(impl, archs) -> list[str]:
+    """Drawn names with the backend's placeholder replaced by the adapter's name for it."""
+    return [impl.transformers_backend_arch if arch == BACKEND else arch for arch in archs]
+
+
+def _expected(impl, case: Case):
     """The spec's decision: (resolved arch or None, the error's subject, the deciding requirement)."""
+    archs = _names(impl, case.archs)
+    backend = impl.transformers_backend_arch
     supported = set(impl.supported_archs())
-    if model_impl == "transformers" or (model_impl == "auto" and not any(a in supported for a in archs)):
+    if case.model_impl == "transformers" or (case.model_impl == "auto" and not any(a in supported for a in archs)):
         deciding = "AR-1"
         resolved = []
         for arch in archs:
-            if arch == BACKEND:
+            if arch == backend:
                 resolved.append(arch)
                 continue
             module = getattr(transformers, arch, None)
-            ok = module.is_backend_compatible() if module is not None else compatible
+            ok = module.is_backend_compatible() if module is not None else case.compatible
             if not ok:
-                return None, arch, "TF-4" if model_impl == "transformers" else "TF-5"
-            resolved.append(BACKEND)
-    elif quantization is not None and quantization not in MIXTRAL_HANDLES and "MixtralForCausalLM" in archs:
+                return None, arch, "TF-8" if case.model_impl == "transformers" else "TF-11"
+            resolved.append(backend)
+    elif case.quantization is not None and case.quantization not in MIXTRAL_HANDLES and "MixtralForCausalLM" in archs:
         deciding, resolved = "AR-2", ["QuantMixtralForCausalLM"]
     else:
         deciding, resolved = "AR-3", list(archs)
@@ -72,8 +75,8 @@ def _expected(impl, archs, model_impl, quantization, compatible):
     return (first, None, deciding) if first else (None, resolved[0], "AR-3")
 
 
-def _check_class(model_cls, arch, task):
-    base_name = TOYS[arch].__name__ if arch in TOYS else BACKEND
+def _check_class(impl, model_cls, arch, task):
+    base_name = TOYS[arch].__name__ if arch in TOYS else impl.transformers_backend_arch
     names = [c.__name__ for c in model_cls.__mro__]
     if task in ("embed", "reward"):
         assert model_cls.__name__ != base_name and base_name in names, (
@@ -85,60 +88,54 @@ def _check_class(model_cls, arch, task):
         assert issubclass(model_cls, TOYS[arch]), f"AR-3: {model_cls} is not the class registered as {arch}"
 
 
-@dataclass(frozen=True)
-class Case:
-    """One row of the decision table: a model folder's architectures and the config's choices."""
-
-    archs: tuple[str, ...]
-    model_impl: str
-    quantization: str | None
-    task: str
-    compatible: bool
-    """Whether the folder's custom AutoModel class is backend-compatible."""
-
-    def __str__(self) -> str:
-        return (
-            f"architectures={list(self.archs)} model_impl={self.model_impl} "
-            f"quantization={self.quantization} task={self.task} compatible={self.compatible}"
-        )
-
-
-def cases(pool: tuple[str, ...] = ARCH_POOL, model_impls: tuple[str, ...] = MODEL_IMPLS) -> st.SearchStrategy[Case]:
-    return st.builds(
-        Case,
-        archs=st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True).map(tuple),
-        model_impl=st.sampled_from(model_impls),
-        quantization=st.sampled_from(QUANTIZATIONS),
-        task=st.sampled_from(TASKS),
-        compatible=st.booleans(),
-    )
-
-
 def _config_for(impl, tmp_path_factory, case: Case):
-    folder = write_custom_code_folder(
-        tmp_path_factory.mktemp("model"), architectures=list(case.archs), backend_compatible=case.compatible
+    folder = isolated_custom_code_folder(
+        tmp_path_factory.mktemp("arch"), architectures=_names(impl, case.archs), backend_compatible=case.compatible
     )
     return impl.model_config(
-        folder, model_impl=case.model_impl, quantization=case.quantization, task=case.task, trust_remote_code=True
+        folder,
+        model_impl=impl.model_impl(case.model_impl),
+        quantization=case.quantization,
+        task=case.task,
+        trust_remote_code=True,
     )
 
 
-@pytest.mark.req("AR-1", "AR-2", "AR-3", "AR-4", "AR-5", "TF-1", "TF-4", "TF-5")
-@given(case=cases())
+def _label(case: Case, deciding: str, expected_arch: str | None) -> None:
+    event(f"AR: decided by {deciding}{'' if expected_arch else ' (an error)'}")
+
+
+@pytest.mark.req("AR-1", "AR-2", "AR-3", "AR-4", "TF-1", "TF-8", "TF-9", "TF-11", "TF-12")
+@given(case=lst.architecture_cases())
 def test_decision_table(impl, toys_registered, tmp_path_factory, case):
-    expected_arch, subject, deciding = _expected(impl, case.archs, case.model_impl, case.quantization, case.compatible)
-    assume(expected_arch is not None or deciding != "AR-3")  # test_no_supported_architecture_is_an_error
+    expected_arch, subject, deciding = _expected(impl, case)
+    # No supported name at all is test_no_supported_architecture_is_an_error's: a failure there
+    # must not leave this test's other requirements unchecked.
+    assume(expected_arch is not None or deciding != "AR-3")
+    _label(case, deciding, expected_arch)
     model_config = _config_for(impl, tmp_path_factory, case)
-    written = list(model_config.hf_config.architectures)
 
     if expected_arch is None:
-        with expect_raises(ValueError, deciding, f"{case} must fail", match=subject):
+        with expect_raises(ValueError, deciding, f"{case} must fail", match=re.escape(subject)):
             impl.get_model_architecture(model_config)
         return
+    if deciding == "AR-1":
+        deciding = "TF-9" if case.model_impl == "transformers" else "AR-1"
     with expect_success(deciding, f"{case}, which resolves to {expected_arch},"):
         model_cls, arch = impl.get_model_architecture(model_config)
     assert arch == expected_arch, f"{deciding}: {case} resolved to {arch}, expected {expected_arch}"
-    _check_class(model_cls, arch, case.task)
+    _check_class(impl, model_cls, arch, case.task)
+
+
+@pytest.mark.req("AR-5")
+@given(case=lst.architecture_cases(pool=lst.TOY_ARCHS, model_impls=("native", "auto"), fallback_share=False))
+def test_the_shorthands_agree(impl, toys_registered, tmp_path_factory, case):
+    expected_arch, _, _ = _expected(impl, case)
+    assume(expected_arch is not None)
+    model_config = _config_for(impl, tmp_path_factory, case)
+    written = list(model_config.hf_config.architectures)
+    with expect_success("AR-5", f"{case}: get_model_architecture"):
+        model_cls, arch = impl.get_model_architecture(model_config)
     model_config.hf_config.architectures = list(written)  # AR-6 is checked on its own
     assert impl.get_architecture_class_name(model_config) == arch, f"AR-5: get_architecture_class_name for {case}"
     model_config.hf_config.architectures = list(written)
@@ -147,7 +144,9 @@ def test_decision_table(impl, toys_registered, tmp_path_factory, case):
 
 @pytest.mark.req("AR-3")
 @given(
-    case=cases(pool=(CUSTOM_ARCH, "NoSuchModelForCausalLM", "LoaderspecUnregisteredForCausalLM"), model_impls=("vllm",))
+    case=lst.architecture_cases(
+        pool=(CUSTOM, "NoSuchModelForCausalLM", lst.UNREGISTERED), model_impls=("native",), fallback_share=False
+    )
 )
 def test_no_supported_architecture_is_an_error(impl, toys_registered, tmp_path_factory, case):
     model_config = _config_for(impl, tmp_path_factory, case)
@@ -155,8 +154,16 @@ def test_no_supported_architecture_is_an_error(impl, toys_registered, tmp_path_f
         impl.get_model_architecture(model_config)
 
 
+@pytest.mark.req("AR-3")
+def test_unknown_architecture_is_named(impl, tmp_path):
+    folder = isolated_custom_code_folder(tmp_path, architectures=["NoSuchModelForCausalLM"])
+    model_config = impl.model_config(folder, model_impl=impl.model_impl("native"), trust_remote_code=True)
+    with expect_raises(ValueError, "AR-3", "an unregistered architecture", match="NoSuchModelForCausalLM"):
+        impl.get_model_architecture(model_config)
+
+
 @pytest.mark.req("AR-6")
-@given(case=cases())
+@given(case=lst.architecture_cases())
 def test_resolution_leaves_the_config_alone(impl, toys_registered, tmp_path_factory, case):
     model_config = _config_for(impl, tmp_path_factory, case)
     written = list(model_config.hf_config.architectures)
@@ -167,36 +174,65 @@ def test_resolution_leaves_the_config_alone(impl, toys_registered, tmp_path_fact
     )
 
 
-@pytest.mark.req("AR-7")
+def _missing_architectures(impl, tmp_path, architectures):
+    folder = isolated_custom_code_folder(tmp_path)
+    model_config = impl.model_config(folder, model_impl=impl.model_impl("native"), trust_remote_code=True)
+    model_config.hf_config.architectures = architectures
+    return model_config
+
+
+@pytest.mark.req("AR-8")
 @pytest.mark.parametrize("architectures", [None, []], ids=["none", "empty"])
 def test_missing_architectures_are_rejected(impl, tmp_path, architectures):
-    folder = write_custom_code_folder(tmp_path / "model")
-    model_config = impl.model_config(folder, model_impl="vllm", trust_remote_code=True)
-    model_config.hf_config.architectures = architectures
-    with expect_raises(ValueError, "AR-7", f"architectures={architectures!r}", match="(?i)architectures"):
+    model_config = _missing_architectures(impl, tmp_path, architectures)
+    with expect_raises(ValueError, "AR-8", f"architectures={architectures!r}", match="(?i)architectures"):
         impl.get_model_architecture(model_config)
 
 
-@pytest.mark.req("AR-7")
-def test_unknown_architecture_is_named(impl, tmp_path):
-    folder = write_custom_code_folder(tmp_path / "model", architectures=["NoSuchModelForCausalLM"])
-    model_config = impl.model_config(folder, model_impl="vllm", trust_remote_code=True)
-    with expect_raises(ValueError, "AR-7", "an unregistered architecture", match="NoSuchModelForCausalLM"):
+@pytest.mark.req("AR-9")
+@pytest.mark.parametrize("architectures", [None, []], ids=["none", "empty"])
+def test_the_rejection_names_the_model(impl, tmp_path, architectures):
+    model_config = _missing_architectures(impl, tmp_path, architectures)
+    with expect_raises(ValueError, "AR-9", f"architectures={architectures!r}") as raised:
         impl.get_model_architecture(model_config)
+    assert str(model_config.model) in str(raised.value), (
+        f"AR-9: the error does not name the model {model_config.model}: {raised.value}"
+    )
 
 
 # --- resolve_transformers_arch: the fallback against a real custom-code folder ---
 
 
 def _custom_config(impl, tmp_path, model_impl="auto", **folder_options):
-    folder = write_custom_code_folder(tmp_path / "model", **folder_options)
-    return impl.model_config(folder, model_impl=model_impl, trust_remote_code=True)
+    folder = isolated_custom_code_folder(tmp_path, **folder_options)
+    return impl.model_config(folder, model_impl=impl.model_impl(model_impl), trust_remote_code=True)
+
+
+def _resolve(impl, model_config, given: list[str]) -> list[str]:
+    """``resolve_transformers_arch`` on a copy of ``given``; its result must have one name per
+    entry (TF-7) before anything else is judged."""
+    resolved = impl.resolve_transformers_arch(model_config, list(given))
+    assert len(resolved) == len(given), f"TF-7: resolving {given} returned {resolved}, not one name per entry"
+    return resolved
+
+
+@pytest.mark.req("TF-1")
+def test_the_backend_name_is_kept_and_loads_nothing(impl, tmp_path, monkeypatch):
+    log = tmp_path / "imports.log"
+    monkeypatch.setenv("LOADERSPEC_IMPORT_LOG", str(log))
+    model_config = _custom_config(impl, tmp_path, model_impl="transformers")
+    log.write_text("")
+    backend = impl.transformers_backend_arch
+    resolved = _resolve(impl, model_config, [backend])
+    assert resolved == [backend], f"TF-1: {backend} resolved to {resolved}"
+    assert log.read_text().split() == [], f"TF-1: resolving {backend} alone loaded {log.read_text().split()}"
 
 
 @pytest.mark.req("TF-2")
 def test_every_auto_map_class_is_loaded_in_key_order(impl, tmp_path, monkeypatch):
-    folder = tmp_path / "model"
-    folder.mkdir()
+    folder = isolated_custom_code_folder(
+        tmp_path, extra_auto_map={"AutoModelForSequenceClassification": "scoring_custom.ScoreModel"}
+    )
     (folder / "scoring_custom.py").write_text(
         "import os\n"
         "with open(os.environ['LOADERSPEC_IMPORT_LOG'], 'a') as log:\n"
@@ -204,13 +240,18 @@ def test_every_auto_map_class_is_loaded_in_key_order(impl, tmp_path, monkeypatch
         "from transformers import PreTrainedModel\n"
         "class ScoreModel(PreTrainedModel):\n"
         "    pass\n"
+        f"# loaderspec isolation token {folder.name}\n"
     )
+    # The file lists auto_map in reverse key order: only sorting loads AutoModel first.
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text())
+    config["auto_map"] = dict(reversed(list(config["auto_map"].items())))
+    config_file.write_text(json.dumps(config, indent=2))
     log = tmp_path / "imports.log"
     monkeypatch.setenv("LOADERSPEC_IMPORT_LOG", str(log))
-    write_custom_code_folder(folder, extra_auto_map={"AutoModelForSequenceClassification": "scoring_custom.ScoreModel"})
-    model_config = impl.model_config(folder, model_impl="auto", trust_remote_code=True)
+    model_config = impl.model_config(folder, model_impl=impl.model_impl("auto"), trust_remote_code=True)
     log.write_text("")
-    impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH])
+    impl.resolve_transformers_arch(model_config, [CUSTOM])
     imports = log.read_text().split()
     assert "score" in imports, f"TF-2: the AutoModelForSequenceClassification entry was not loaded: {imports}"
     assert "model" in imports and imports.index("model") < imports.index("score"), (
@@ -219,60 +260,96 @@ def test_every_auto_map_class_is_loaded_in_key_order(impl, tmp_path, monkeypatch
 
 
 @pytest.mark.req("TF-3")
-@pytest.mark.parametrize("model_impl", MODEL_IMPLS)
+@pytest.mark.parametrize("model_impl", lst.MODEL_IMPL_KINDS)
 def test_missing_auto_model_is_an_error_naming_the_arch(impl, tmp_path, model_impl):
     model_config = _custom_config(impl, tmp_path, model_impl=model_impl, with_auto_model=False)
     before = list(model_config.hf_config.architectures)
-    with expect_raises(ValueError, "TF-3", "no class and no AutoModel", match=rf"'{CUSTOM_ARCH}'.*AutoModel"):
+    with expect_raises(ValueError, "TF-3", "no class and no AutoModel", match=rf"'{CUSTOM}'.*AutoModel"):
         impl.resolve_transformers_arch(model_config, model_config.hf_config.architectures)
     assert model_config.hf_config.architectures == before, "TF-7: a failed resolution changed the config"
 
 
-@pytest.mark.req("TF-4")
-def test_transformers_impl_requires_a_compatible_backend(impl, tmp_path):
+@pytest.mark.req("TF-8")
+def test_transformers_impl_rejects_an_incompatible_class(impl, tmp_path):
     model_config = _custom_config(impl, tmp_path, model_impl="transformers", backend_compatible=False)
-    message = f"The Transformers implementation of {CUSTOM_ARCH} is not compatible"
-    with expect_raises(ValueError, "TF-4", "an incompatible class", match=message):
-        impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH])
+    with expect_raises(ValueError, "TF-8", "an incompatible class", match=re.escape(CUSTOM)):
+        impl.resolve_transformers_arch(model_config, [CUSTOM])
 
 
-@pytest.mark.req("TF-4", "TF-5")
-@pytest.mark.parametrize("model_impl", ["auto", "transformers"])
-def test_compatible_custom_model_falls_back(impl, tmp_path, model_impl):
-    model_config = _custom_config(impl, tmp_path, model_impl=model_impl, backend_compatible=True)
-    with utils_log(impl) as records:
-        resolved = impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH, BACKEND])
-    assert resolved == [BACKEND, BACKEND], f"TF-4/TF-5: {model_impl} resolved to {resolved}"
-    warned = [r for r in records if r.levelno == logging.WARNING and CUSTOM_ARCH in r.getMessage()]
-    if model_impl == "auto":
-        assert warned, f"TF-5: no warning names {CUSTOM_ARCH} when auto falls back to Transformers"
-    else:
-        assert not warned, f"TF-4: model_impl transformers warned: {[r.getMessage() for r in warned]}"
-
-
-@pytest.mark.req("TF-5")
-def test_auto_impl_with_incompatible_backend_is_an_error(impl, tmp_path):
+@pytest.mark.req("TF-11")
+def test_auto_impl_rejects_an_incompatible_class(impl, tmp_path):
     model_config = _custom_config(impl, tmp_path, model_impl="auto", backend_compatible=False)
-    with expect_raises(ValueError, "TF-5", "an incompatible class", match=f"{CUSTOM_ARCH} has no vLLM implementation"):
-        impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH])
+    with expect_raises(ValueError, "TF-11", "an incompatible class", match=re.escape(CUSTOM)):
+        impl.resolve_transformers_arch(model_config, [CUSTOM])
+
+
+def _fallback(impl, tmp_path, model_impl, order):
+    model_config = _custom_config(impl, tmp_path, model_impl=model_impl, backend_compatible=True)
+    backend = impl.transformers_backend_arch
+    given_names = [CUSTOM, backend] if order == "custom-first" else [backend, CUSTOM]
+    with utils_log(impl) as records:
+        resolved = _resolve(impl, model_config, given_names)
+    warned = [r for r in records if r.levelno >= logging.WARNING and CUSTOM in r.getMessage()]
+    return given_names, resolved, warned
+
+
+@pytest.mark.req("TF-9", "TF-12")
+@pytest.mark.parametrize("order", ["custom-first", "backend-first"])
+@pytest.mark.parametrize("model_impl", ["transformers", "auto"])
+def test_a_compatible_class_becomes_the_backend(impl, tmp_path, model_impl, order):
+    requirement = "TF-9" if model_impl == "transformers" else "TF-12"
+    given_names, resolved, _ = _fallback(impl, tmp_path, model_impl, order)
+    backend = impl.transformers_backend_arch
+    assert resolved == [backend, backend], (
+        f"{requirement}: model_impl {model_impl} resolved {given_names} to {resolved}"
+    )
+
+
+@pytest.mark.req("TF-10")
+@pytest.mark.parametrize("order", ["custom-first", "backend-first"])
+def test_transformers_impl_falls_back_silently(impl, tmp_path, order):
+    _, _, warned = _fallback(impl, tmp_path, "transformers", order)
+    assert not warned, f"TF-10: model_impl transformers warned: {[r.getMessage() for r in warned]}"
+
+
+@pytest.mark.req("TF-13")
+@pytest.mark.parametrize("order", ["custom-first", "backend-first"])
+def test_auto_impl_falls_back_with_a_warning(impl, tmp_path, order):
+    _, _, warned = _fallback(impl, tmp_path, "auto", order)
+    assert warned, f"TF-13: no warning names {CUSTOM} when auto falls back to Transformers"
 
 
 @pytest.mark.req("TF-6")
 @pytest.mark.parametrize("compatible", [True, False])
-def test_vllm_impl_keeps_the_names(impl, tmp_path, compatible):
-    model_config = _custom_config(impl, tmp_path, model_impl="vllm", backend_compatible=compatible)
-    assert impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH, BACKEND]) == [CUSTOM_ARCH, BACKEND]
+def test_native_impl_keeps_the_names(impl, tmp_path, compatible):
+    model_config = _custom_config(impl, tmp_path, model_impl="native", backend_compatible=compatible)
+    given_names = [CUSTOM, impl.transformers_backend_arch]
+    resolved = _resolve(impl, model_config, given_names)
+    assert resolved == given_names, f"TF-6: model_impl {impl.model_impl('native')} resolved {given_names} to {resolved}"
+
+
+@pytest.mark.req("TF-7")
+@given(
+    archs=st.lists(st.sampled_from((CUSTOM, BACKEND, "LoaderspecToyForCausalLM")), min_size=2, max_size=4),
+    model_impl=st.sampled_from(lst.MODEL_IMPL_KINDS),
+)
+def test_one_name_per_entry(impl, tmp_path_factory, archs, model_impl):
+    model_config = _custom_config(impl, tmp_path_factory.mktemp("tf7"), model_impl=model_impl)
+    given_names = _names(impl, archs)
+    snapshot = copy.copy(given_names)
+    resolved = impl.resolve_transformers_arch(model_config, given_names)
+    assert len(resolved) == len(snapshot), f"TF-7: resolving {snapshot} returned {resolved}, not one name per entry"
+    assert given_names == snapshot, f"TF-7: resolve_transformers_arch rewrote its argument to {given_names}"
 
 
 @pytest.mark.req("TF-7", "AR-6")
 def test_the_list_given_is_not_modified(impl, tmp_path):
     model_config = _custom_config(impl, tmp_path, model_impl="auto")
-    given_list = [CUSTOM_ARCH]
+    given_list = [CUSTOM]
     snapshot = copy.copy(given_list)
-    resolved = impl.resolve_transformers_arch(model_config, given_list)
-    assert resolved == [BACKEND], f"TF-5: resolved to {resolved}"
+    impl.resolve_transformers_arch(model_config, given_list)
     assert given_list == snapshot, f"TF-7: resolve_transformers_arch rewrote its argument to {given_list}"
     impl.get_model_architecture(model_config)
-    assert model_config.hf_config.architectures == [CUSTOM_ARCH], (
+    assert model_config.hf_config.architectures == [CUSTOM], (
         f"AR-6: get_model_architecture rewrote hf_config.architectures to {model_config.hf_config.architectures}"
     )

@@ -14,15 +14,18 @@ from .support.errors import PlantedError, expect_raises
 floating = st.sampled_from(lst.DEFAULT_DTYPES)
 
 
-def _leave(how: str) -> None:
+def _leave(how: str) -> BaseException | None:
+    """Raise the exception a body leaving ``how`` raises (returned by the raise's caller)."""
     if how == "exception":
         raise PlantedError("body raised on purpose")
     if how == "keyboard-interrupt":
         raise KeyboardInterrupt
+    return None
 
 
 def _run_block(set_default_torch_dtype, dtype: torch.dtype, how: str) -> torch.dtype:
-    """Run one block that leaves ``how``; return the default dtype seen inside."""
+    """Run one block that leaves ``how``; return the default dtype seen inside. Whatever the
+    body raised must come out of the block as the same object (DT-8)."""
     if how == "generator-closed":
         seen = []
 
@@ -34,17 +37,28 @@ def _run_block(set_default_torch_dtype, dtype: torch.dtype, how: str) -> torch.d
 
         stream = producer()
         next(stream)
-        stream.close()  # GeneratorExit is raised inside the with block
+        try:
+            stream.close()  # GeneratorExit is raised inside the with block
+        except RuntimeError as error:  # "generator ignored GeneratorExit": it was swallowed
+            pytest.fail(f"DT-8: the block swallowed GeneratorExit: {error}")
         return seen[0]
     inside = None
+    thrown: list[BaseException] = []
     try:
         with set_default_torch_dtype(dtype):
             inside = torch.get_default_dtype()
-            _leave(how)
+            try:
+                _leave(how)
+            except BaseException as error:
+                thrown.append(error)
+                raise
     except (PlantedError, KeyboardInterrupt) as error:
-        assert how != "return", f"the block raised {error!r} although the body returned"
+        assert thrown and error is thrown[0], f"DT-8: the body raised {thrown} but the block let out {error!r}"
+    except Exception as error:
+        body = "returned" if how == "return" else f"raised {thrown!r}"
+        pytest.fail(f"DT-8: the body {body} but the block raised {error!r}")
     else:
-        assert how == "return", f"DT-3: the body left by {how} but the exception was swallowed"
+        assert how == "return", f"DT-8: the body left by {how} but the exception was swallowed"
     return inside
 
 
@@ -71,11 +85,17 @@ def test_normal_exit_restores_the_default(impl, before, dtype):
     assert after == before, f"DT-2: after the body returned, the default is {after}, was {before}"
 
 
-@pytest.mark.req("DT-3")
-@given(before=floating, dtype=floating, how=st.sampled_from([e for e in lst.BODY_EXITS if e != "return"]))
-def test_every_other_exit_restores_the_default(impl, before, dtype, how):
+@pytest.mark.req("DT-7")
+@given(before=floating, dtype=floating, how=st.sampled_from(lst.EXCEPTIONAL_EXITS))
+def test_every_exceptional_exit_restores_the_default(impl, before, dtype, how):
     _, after = _before_inside_after(impl.set_default_torch_dtype, before, dtype, how)
-    assert after == before, f"DT-3: after a body that left by {how}, the default is {after}, was {before}"
+    assert after == before, f"DT-7: after a body that left by {how}, the default is {after}, was {before}"
+
+
+@pytest.mark.req("DT-8")
+@given(dtype=floating, how=st.sampled_from(lst.BODY_EXITS))
+def test_the_body_exception_propagates_unchanged(impl, dtype, how):
+    _before_inside_after(impl.set_default_torch_dtype, torch.float32, dtype, how)
 
 
 @pytest.mark.req("DT-4")

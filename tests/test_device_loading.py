@@ -7,7 +7,7 @@ import re
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from . import strategies as lst
@@ -21,10 +21,27 @@ from .support.errors import expect_raises
 from .support.tensors import Snapshot
 
 
-@pytest.mark.req("DL-2", "DL-3", "DL-4", "DL-5", "DL-6", "DL-9")
+@pytest.mark.req(
+    "DL-2", "DL-3", "DL-5", "DL-6", "DL-9", "DL-10", "DL-11", "DL-12", "DL-14", "DL-15", "DL-16", "DL-17", "DL-18"
+)
 @given(spec=lst.module_specs(), body=lst.bodies())
 def test_device_state_is_restored(impl, accelerator, pin_memory, spec, body):
+    _label_body(spec, body)
     check_device_round_trip(impl.device_loading_context, spec, body, accelerator, pin_memory)
+
+
+def _label_body(spec: lst.ModuleSpec, body: lst.Body) -> None:
+    """Hypothesis statistics (``--hypothesis-show-statistics``): how often each branch is taken."""
+    event(
+        "DL: some parameter starts on the CPU" if any(not p.on_target for p in spec.params) else "DL: nothing to move"
+    )
+    for step in body.steps:
+        event(f"DL: body step {step.action}")
+        if step.tensor.layout == "expanded" and step.action in ("replace-data", "re-register", "add-parameter"):
+            event("DL-16: the body leaves overlapping data")
+    event(f"DL: body ends by {body.raises or 'returning'}")
+    if body.default_device:
+        event("DL-18: under another default device")
 
 
 @pytest.mark.req("DL-1")
@@ -60,14 +77,46 @@ def test_target_must_be_a_device(impl, target):
     assert module.weight.data_ptr() == weight, "DL-8: a parameter moved before the target was rejected"
 
 
-@pytest.mark.req("DL-4")
-def test_tied_weights_stay_tied(impl, accelerator):
+@pytest.mark.req("DL-13")
+@given(replace=st.booleans(), through_head=st.booleans())
+def test_tied_weights_stay_tied(impl, accelerator, replace, through_head):
     embed = torch.nn.Embedding(4, 3)
     head = torch.nn.Linear(3, 4, bias=False)
     head.weight = embed.weight
     model = torch.nn.ModuleDict({"embed": embed, "head": head})
     with impl.device_loading_context(model, accelerator):
-        assert model["head"].weight.device == accelerator
-        model["embed"].weight.data.mul_(2)
-    assert model["head"].weight is model["embed"].weight, "DL-4: tied parameters were untied"
-    assert model["embed"].weight.device.type == "cpu"
+        weight = model["head" if through_head else "embed"].weight
+        if replace:  # a repacking body: new data, another shape
+            weight.data = torch.ones(3, 4, device=accelerator)
+        else:
+            weight.data.mul_(2)
+    assert model["head"].weight is model["embed"].weight, "DL-13: tied parameters were untied"
+    assert model["embed"].weight.device.type == "cpu", f"DL-13: the tied weight ended on {model['embed'].weight.device}"
+
+
+@pytest.mark.req("DL-16")
+@pytest.mark.parametrize("raises", [False, True], ids=["returns", "raises"])
+def test_overlapping_data_is_restored_and_the_body_error_kept(impl, accelerator, raises):
+    module = torch.nn.Linear(3, 2, bias=True)
+    bias = module.bias.detach().clone()
+    planted = PlantedError("body raised on purpose")
+    escaped: BaseException | None = None
+    try:
+        with impl.device_loading_context(module, accelerator):
+            module.weight.data = torch.arange(3.0, device=accelerator).expand(2, 3)
+            if raises:
+                raise planted
+    except Exception as error:
+        escaped = error
+    expected = planted if raises else None
+    assert escaped is expected, (
+        f"DL-16: the body {'raised ' + repr(planted) if raises else 'returned'}, the context let out {escaped!r}"
+    )
+    weight = module.weight
+    assert weight.device.type == "cpu" and weight.shape == (2, 3), (
+        f"DL-16: the weight ended as {tuple(weight.shape)} on {weight.device}"
+    )
+    assert torch.equal(weight, torch.arange(3.0).expand(2, 3)), "DL-16: the weight was restored with other values"
+    assert torch.equal(module.bias, bias) and module.bias.device.type == "cpu", (
+        "DL-16: the other parameter was not restored"
+    )

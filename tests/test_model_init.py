@@ -11,28 +11,52 @@ import warnings
 import pytest
 import torch
 import transformers
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
-from .support.errors import expect_raises
+from . import strategies as lst
+from .support.errors import expect_success
 from .support.logs import utils_log
 
-OLD_STYLE_NAMES = ("prefix", "config", "cache_config", "quant_config", "lora_config", "scheduler_config")
-OTHER_NAMES = ("vllm_config", "device", "extra")
-"""Constructor parameters an old-style class may also have: never passed by the loader."""
+_KINDS = {
+    "positional-only": inspect.Parameter.POSITIONAL_ONLY,
+    "positional-or-keyword": inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    "var-positional": inspect.Parameter.VAR_POSITIONAL,
+    "keyword-only": inspect.Parameter.KEYWORD_ONLY,
+    "var-keyword": inspect.Parameter.VAR_KEYWORD,
+}
+
+
+def _name(impl, name: str) -> str:
+    return impl.config_keyword if name == lst.CONFIG_KEYWORD else name
+
+
+def _signature_params(impl, params: tuple[lst.InitParam, ...]) -> list[inspect.Parameter]:
+    """``params`` as a valid signature: by kind, and required before optional where it matters."""
+    order = list(_KINDS)
+    ordered = sorted(params, key=lambda p: (order.index(p.kind), p.kind != "keyword-only" and not p.required))
+    return [
+        inspect.Parameter(
+            _name(impl, p.name),
+            _KINDS[p.kind],
+            default=inspect.Parameter.empty if p.required or p.kind.startswith("var") else None,
+        )
+        for p in ordered
+    ]
 
 
 def _recording_class(impl, params: list[inspect.Parameter], name: str = "ToyModel") -> type[torch.nn.Module]:
     """A model class whose ``__init__`` has exactly ``params`` and records its call."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, *args, **kwargs):
         torch.nn.Module.__init__(self)
         self.received = kwargs
+        self.positional = args
         self.current = impl.current_vllm_config()
 
-    __init__.__signature__ = inspect.Signature(
-        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params]
-    )
+    positional_only = any(p.kind is inspect.Parameter.POSITIONAL_ONLY for p in params)
+    self_kind = inspect.Parameter.POSITIONAL_ONLY if positional_only else inspect.Parameter.POSITIONAL_OR_KEYWORD
+    __init__.__signature__ = inspect.Signature([inspect.Parameter("self", self_kind), *params])
     return type(name, (torch.nn.Module,), {"__init__": __init__, "__module__": __name__})
 
 
@@ -41,14 +65,22 @@ def _keyword(name: str, required: bool) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
 
 
-OLD_STYLE_MESSAGE = re.compile(r"accept\W+vllm_config\W+and\W+prefix")
-"""What the old-style DeprecationWarning says (the seed's text)."""
-
-
-def _old_style_warnings(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+def _old_style_warnings(impl, caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+    """The DeprecationWarnings that name what a new-style class accepts (MI-8): the config
+    keyword and ``prefix``, in the engine's own words."""
+    keyword = re.compile(rf"\b{re.escape(impl.config_keyword)}\b")
+    prefix = re.compile(r"\bprefix\b")
     return [
-        w for w in caught if issubclass(w.category, DeprecationWarning) and OLD_STYLE_MESSAGE.search(str(w.message))
+        w
+        for w in caught
+        if issubclass(w.category, DeprecationWarning)
+        and keyword.search(str(w.message))
+        and prefix.search(str(w.message))
     ]
+
+
+def _deprecations(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+    return [w for w in caught if issubclass(w.category, DeprecationWarning)]
 
 
 class _Shown:
@@ -68,21 +100,30 @@ def vllm_config(impl, llama_folder):
 
 
 @pytest.mark.req("MI-3", "MI-5")
-@given(prefix=st.sampled_from(["", "model", "language_model.model"]), required=st.booleans())
-def test_new_style_class_gets_exactly_config_and_prefix(impl, vllm_config, prefix, required):
+@given(
+    prefix=st.sampled_from(["", "model", "language_model.model"]),
+    required=st.booleans(),
+    var_keyword=st.integers(0, 3).map(lambda n: n == 3),
+)
+def test_new_style_class_gets_exactly_config_and_prefix(impl, vllm_config, prefix, required, var_keyword):
     vllm_config = vllm_config.value
-    params = [_keyword("vllm_config", required), _keyword("prefix", False), _keyword("config", False)]
+    params = [_keyword(impl.config_keyword, required), _keyword("prefix", False), _keyword("config", False)]
+    if var_keyword:
+        params.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
     model_class = _recording_class(impl, params)
     outside = impl.current_vllm_config()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = impl.initialize_model(vllm_config, prefix=prefix, model_class=model_class)
     assert isinstance(model, model_class), f"MI-3: initialize_model returned {model!r}"
-    assert model.received.keys() == {"vllm_config", "prefix"}, f"MI-3: constructor got {sorted(model.received)}"
-    assert model.received["vllm_config"] is vllm_config and model.received["prefix"] == prefix, (
+    keyword = impl.config_keyword
+    assert model.received.keys() == {keyword, "prefix"} and not model.positional, (
+        f"MI-3: constructor got {sorted(model.received)} and {len(model.positional)} positional arguments"
+    )
+    assert model.received[keyword] is vllm_config and model.received["prefix"] == prefix, (
         f"MI-3: constructor got {model.received}"
     )
-    assert not _old_style_warnings(caught), "MI-3: a new-style class triggered the old-style warning"
+    assert not _deprecations(caught), f"MI-3: a new-style class triggered {[str(w.message) for w in caught]}"
     current, current_prefix = model.current
     assert current is vllm_config and current_prefix == prefix, (
         f"MI-5: inside __init__ the current config/prefix were {current!r}/{current_prefix!r}"
@@ -90,17 +131,12 @@ def test_new_style_class_gets_exactly_config_and_prefix(impl, vllm_config, prefi
     assert impl.current_vllm_config()[0] is outside[0], "MI-5: the current config was not restored"
 
 
-@pytest.mark.req("MI-4", "MI-5")
-@given(
-    names=st.lists(st.sampled_from(OLD_STYLE_NAMES + OTHER_NAMES), unique=True, max_size=6),
-    prefix=st.sampled_from(["", "model"]),
-)
-def test_old_style_class_gets_the_arguments_it_names(impl, vllm_config, names, prefix):
+@pytest.mark.req("MI-5", "MI-7", "MI-8", "MI-9", "MI-10")
+@given(params=lst.old_style_signatures(), prefix=st.sampled_from(["", "model"]))
+def test_old_style_class_gets_the_arguments_it_names(impl, vllm_config, params, prefix):
     vllm_config = vllm_config.value
-    if "vllm_config" in names and "prefix" in names:
-        names.remove("vllm_config")  # that would be a new-style class
-    params = [_keyword(n, n in OLD_STYLE_NAMES) for n in names]
-    model_class = _recording_class(impl, params, name="OldStyleToy")
+    model_class = _recording_class(impl, _signature_params(impl, params), name="OldStyleToy")
+    names = [_name(impl, p.name) for p in params if not p.kind.startswith("var")]
     with utils_log(impl) as records, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = impl.initialize_model(vllm_config, prefix=prefix, model_class=model_class)
@@ -113,18 +149,23 @@ def test_old_style_class_gets_the_arguments_it_names(impl, vllm_config, names, p
         "scheduler_config": vllm_config.scheduler_config,
     }
     expected = {name: value for name, value in expected.items() if name in names}
-    assert model.received.keys() == expected.keys(), (
-        f"MI-4: __init__({', '.join(names)}) got {sorted(model.received)}, expected {sorted(expected)}"
+    signature = f"__init__({', '.join(str(p) for p in _signature_params(impl, params))})"
+    assert model.received.keys() == expected.keys() and not model.positional, (
+        f"MI-7: {signature} got {sorted(model.received)} and {len(model.positional)} positional arguments, "
+        f"expected {sorted(expected)}"
     )
     for name, value in expected.items():
-        assert model.received[name] is value or model.received[name] == value, f"MI-4: wrong {name}"
-    deprecations = _old_style_warnings(caught)
-    assert len(deprecations) == 1, f"MI-4: expected one DeprecationWarning, got {[str(w.message) for w in caught]}"
-    assert deprecations[0].filename == __file__, (
-        f"MI-4: the DeprecationWarning points at {deprecations[0].filename}, not the caller (stacklevel=2)"
+        assert model.received[name] is value or model.received[name] == value, f"MI-7: wrong {name}"
+    deprecations = _deprecations(caught)
+    assert len(deprecations) == 1, f"MI-8: expected one DeprecationWarning, got {[str(w.message) for w in caught]}"
+    assert _old_style_warnings(impl, deprecations), (
+        f"MI-8: the DeprecationWarning does not name {impl.config_keyword} and prefix: {deprecations[0].message}"
     )
-    assert any("OldStyleToy" in r.getMessage() for r in records if r.levelno == logging.WARNING), (
-        "MI-4: no logged warning names the old-style class"
+    assert deprecations[0].filename == __file__, (
+        f"MI-9: the DeprecationWarning points at {deprecations[0].filename}, not the caller (stacklevel=2)"
+    )
+    assert any("OldStyleToy" in r.getMessage() for r in records if r.levelno >= logging.WARNING), (
+        "MI-10: no logged warning names the old-style class"
     )
     current, current_prefix = model.current
     assert current is vllm_config and current_prefix == prefix, "MI-5: old-style class built outside the scope"
@@ -134,18 +175,27 @@ def test_old_style_class_gets_the_arguments_it_names(impl, vllm_config, names, p
 def test_defaults_come_from_the_vllm_config(impl, tmp_path):
     from loaderspec.support.model_folders import write_llama_folder
 
-    arch = "LoaderspecInitToyForCausalLM"
+    arch, other_arch = "LoaderspecInitToyForCausalLM", "LoaderspecInitOtherForCausalLM"
     model_class = _recording_class(impl, [_keyword("config", True)], name=arch)
+    other_class = _recording_class(impl, [_keyword("config", True)], name=other_arch)
+    native = impl.model_impl("native")
     folder = write_llama_folder(tmp_path / "model", architectures=[arch])
-    vllm_config = impl.vllm_config(impl.model_config(folder, model_impl="vllm"))
-    other = impl.model_config(write_llama_folder(tmp_path / "other", architectures=[arch]), model_impl="vllm")
-    with impl.registered_model(arch, model_class), warnings.catch_warnings():
+    vllm_config = impl.vllm_config(impl.model_config(folder, model_impl=native))
+    other = impl.model_config(write_llama_folder(tmp_path / "other", architectures=[other_arch]), model_impl=native)
+    with (
+        impl.registered_model(arch, model_class),
+        impl.registered_model(other_arch, other_class),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore", DeprecationWarning)
         default_model = impl.initialize_model(vllm_config)
         explicit_model = impl.initialize_model(vllm_config, model_config=other)
     assert type(default_model) is model_class, f"MI-1: the class resolved from the config was {type(default_model)}"
     assert default_model.received["config"] is vllm_config.model_config.hf_config, (
         "MI-1: without model_config, hf_config must come from vllm_config.model_config"
+    )
+    assert type(explicit_model) is other_class, (
+        f"MI-1: an explicit model_config must pick the class too, got {type(explicit_model)}"
     )
     assert explicit_model.received["config"] is other.hf_config, "MI-1: the model_config given was not used"
 
@@ -158,41 +208,100 @@ def test_quant_config_is_wired_before_construction(impl, llama_folder, with_quan
     mapping = {"qkv_proj": ["q_proj", "k_proj", "v_proj"]}
     seen = []
 
-    class Wired(torch.nn.Module):
-        packed_modules_mapping = mapping
+    def __init__(self, **kwargs):
+        torch.nn.Module.__init__(self)
+        config = kwargs[impl.config_keyword]
+        if config.quant_config is not None:
+            seen.append(config.quant_config.packed_modules_mapping)
 
-        def __init__(self, *, vllm_config, prefix=""):
-            super().__init__()
-            if vllm_config.quant_config is not None:
-                seen.append(vllm_config.quant_config.packed_modules_mapping)
-
-    impl.initialize_model(vllm_config, model_class=Wired)
+    __init__.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            _keyword(impl.config_keyword, True),
+            _keyword("prefix", False),
+        ]
+    )
+    wired = type("Wired", (torch.nn.Module,), {"__init__": __init__, "packed_modules_mapping": mapping})
+    impl.initialize_model(vllm_config, model_class=wired)
     if with_quant_config:
         assert seen and seen[0] is mapping, "MI-2: the quantization config was not wired before __init__ ran"
     else:
         assert not seen
 
 
-@pytest.mark.req("MI-6")
-def test_unsatisfiable_constructor_is_rejected_before_any_change(impl, vllm_config):
-    vllm_config = vllm_config.value
-    mapping = {"qkv_proj": ["q_proj"]}
-
-    class NeedsDevice(torch.nn.Module):
-        packed_modules_mapping = mapping
-
-        def __init__(self, config, device):
-            super().__init__()
-
+def _unsatisfiable(impl, vllm_config, params):
+    """Try to build a class with ``params``; return (the error, whether the quantization config
+    was rewired, whether the current config changed, the class)."""
+    model_class = _recording_class(impl, _signature_params(impl, params), name="NeedsMoreToy")
+    model_class.packed_modules_mapping = {"qkv_proj": ["q_proj"]}
     quant_config = vllm_config.quant_config
     before = quant_config.packed_modules_mapping
     outside = impl.current_vllm_config()
-    with expect_raises(TypeError, "MI-6", "__init__(self, config, device)", match="device"):
-        impl.initialize_model(vllm_config, model_class=NeedsDevice)
-    assert quant_config.packed_modules_mapping is before, (
-        "MI-6: the quantization config was rewired although the class could not be built"
+    error = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            impl.initialize_model(vllm_config, model_class=model_class)
+    except TypeError as raised:
+        error = raised
+    rewired = quant_config.packed_modules_mapping is not before
+    return error, rewired, impl.current_vllm_config()[0] is not outside[0], model_class
+
+
+@pytest.mark.req("MI-11")
+@given(case=lst.unsatisfiable_signatures())
+def test_unsatisfiable_constructor_is_rejected_before_any_change(impl, vllm_config, case):
+    params, culprit = case
+    event(f"MI-11: {'positional-only' if params[0].kind == 'positional-only' else 'never passed'} {culprit}")
+    error, rewired, changed, _ = _unsatisfiable(impl, vllm_config.value, params)
+    signature = ", ".join(str(p) for p in _signature_params(impl, params))
+    assert error is not None, f"MI-11: __init__(self, {signature}) was built or failed without TypeError"
+    assert not rewired, (
+        f"MI-11: the quantization config was rewired although __init__(self, {signature}) cannot be built"
     )
-    assert impl.current_vllm_config()[0] is outside[0], "MI-6: the current config was left changed"
+    assert not changed, "MI-11: the current config was left changed"
+
+
+@pytest.mark.req("MI-12")
+@given(case=lst.unsatisfiable_signatures())
+def test_the_rejection_names_the_class_and_the_parameter(impl, vllm_config, case):
+    params, culprit = case
+    error, _, _, model_class = _unsatisfiable(impl, vllm_config.value, params)
+    if error is None:
+        pytest.fail(f"MI-12: no TypeError for a class requiring {culprit}")
+    message = str(error)
+    assert model_class.__name__ in message and culprit in message, (
+        f"MI-12: the TypeError does not name {model_class.__name__} and {culprit!r}: {message}"
+    )
+
+
+@pytest.mark.req("MI-13")
+@pytest.mark.parametrize("name", ["config", "prefix"])
+def test_optional_positional_only_parameters_are_not_passed(impl, vllm_config, name):
+    params = (lst.InitParam(name, "positional-only", False),)
+    model_class = _recording_class(impl, _signature_params(impl, params), name="PositionalOnlyToy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with expect_success("MI-13", f"__init__(self, {name}=None, /)"):
+            model = impl.initialize_model(vllm_config.value, model_class=model_class)
+    assert not model.received and not model.positional, (
+        f"MI-13: a positional-only {name} was passed: {sorted(model.received)}, {len(model.positional)} positional"
+    )
+
+
+@pytest.mark.req("MI-13")
+def test_positional_only_config_keyword_does_not_make_a_class_new_style(impl, vllm_config):
+    params = (
+        lst.InitParam(lst.CONFIG_KEYWORD, "positional-only", False),
+        lst.InitParam("prefix", "positional-only", False),
+    )
+    model_class = _recording_class(impl, _signature_params(impl, params), name="PositionalOnlyToy")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with expect_success("MI-13", f"__init__(self, {impl.config_keyword}=None, prefix=None, /)"):
+            model = impl.initialize_model(vllm_config.value, model_class=model_class)
+    assert not model.received, f"MI-13: positional-only parameters were passed by keyword: {sorted(model.received)}"
+    assert _deprecations(caught), "MI-13: a class whose config keyword is positional-only was treated as new-style"
 
 
 @pytest.mark.req("MI-3")
@@ -200,7 +309,7 @@ def test_transformers_backend_builds_the_real_model(impl, tmp_path):
     from loaderspec.support.model_folders import write_llama_folder
 
     folder = write_llama_folder(tmp_path / "llama")
-    model_config = impl.model_config(folder, model_impl="transformers")
+    model_config = impl.model_config(folder, model_impl=impl.model_impl("transformers"))
     vllm_config = impl.vllm_config(model_config)
     # Before initialize_model: vLLM 0.32 patches transformers' classes while building.
     expected = transformers.AutoModelForCausalLM.from_config(model_config.hf_config)

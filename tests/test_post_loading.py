@@ -1,21 +1,23 @@
 """Post-loading processing (spec/post-loading.md): ``process_weights_after_loading``
-runs each hook once, in order, quantization inside the device context."""
+runs each hook once, in order, quantization inside the device context.
+
+Each test asks the implementation only for the bases its requirements are about:
+``QKVCrossParallelLinear`` for PW-2, ``Attention`` for PW-4; elsewhere layers of a
+missing kind are simply not drawn."""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
-from .support.errors import PlantedError, expect_raises
+from . import strategies as lst
+from .support.errors import PlantedError
 from .support.tensors import raw_bytes
-
-KINDS = ("plain", "quantized", "offloaded", "qkv-cross", "attention", "foreign-method", "none-method")
-"""Module kinds: offloaded = quantized with its weight on CPU while the target is not."""
 
 
 @dataclass
@@ -25,13 +27,29 @@ class Event:
     detail: object = None
 
 
-@functools.cache
-def _layer_classes(impl):
-    """Recording subclasses of the implementation's bases (built once per implementation)."""
+@dataclass
+class Recorder:
+    """The hooks' shared log; the ``fail_at``-th hook call (1-based, any kind) raises."""
 
+    fail_at: int | None = None
+    log: list[Event] = field(default_factory=list)
+    planted: PlantedError | None = None
+    offloaded: list[torch.nn.Module] = field(default_factory=list)
+    """Offloaded layers, to see where their parameters are at every hook call (PW-7)."""
+
+    def hook(self, kind: str, module: torch.nn.Module, detail: object = None) -> None:
+        self.log.append(Event(kind, module, detail))
+        hooks = [e for e in self.log if e.kind in ("quant", "qkv", "attention")]
+        if kind != "foreign" and self.fail_at is not None and len(hooks) == self.fail_at:
+            self.planted = PlantedError(f"the {kind} hook failed on purpose")
+            raise self.planted
+
+
+@functools.cache
+def _method_class(impl):
     class RecordingMethod(impl.QuantizeMethodBase):
-        def __init__(self, log, fail_at=None, repack=False):
-            self.log, self.fail_at, self.repack = log, fail_at, repack
+        def __init__(self, recorder, repack=False):
+            self.recorder, self.repack = recorder, repack
 
         def create_weights(self, layer, *args, **kwargs):
             raise NotImplementedError
@@ -41,64 +59,75 @@ def _layer_classes(impl):
 
         def process_weights_after_loading(self, layer):
             devices = {name: p.device for name, p in layer.named_parameters()}
-            self.log.append(Event("quant", layer, devices))
-            if self.fail_at is not None and len([e for e in self.log if e.kind == "quant"]) == self.fail_at:
-                raise PlantedError("quantize method failed on purpose")
+            others = {
+                id(other): {p.device.type for p in other.parameters()}
+                for other in self.recorder.offloaded
+                if other is not layer
+            }
+            self.recorder.hook("quant", layer, (devices, others))
             if self.repack:
                 layer.weight.data = layer.weight.data.t().contiguous()
 
-    RecordingQKVCross = None
-    if impl.provides("QKVCrossParallelLinear"):  # vLLM 0.11.1 removed it
+    return RecordingMethod
 
-        class RecordingQKVCross(impl.QKVCrossParallelLinear):
-            def __init__(self, log, quant_method):
-                torch.nn.Module.__init__(self)
-                self.log = log
-                self.quant_method = quant_method
-                self.weight = torch.nn.Parameter(torch.ones(2, 3), requires_grad=False)
 
-            def process_weights_after_loading(self):
-                self.log.append(Event("qkv", self))
-
-    class RecordingAttention(impl.Attention):
-        def __init__(self, log):
+@functools.cache
+def _qkv_class(impl):
+    class RecordingQKVCross(impl.QKVCrossParallelLinear):
+        def __init__(self, recorder, quant_method):
             torch.nn.Module.__init__(self)
-            self.log = log
+            self.recorder = recorder
+            self.quant_method = quant_method
+            self.weight = torch.nn.Parameter(torch.ones(2, 3), requires_grad=False)
+
+        def process_weights_after_loading(self):
+            self.recorder.hook("qkv", self)
+
+    return RecordingQKVCross
+
+
+@functools.cache
+def _attention_class(impl):
+    class RecordingAttention(impl.Attention):
+        def __init__(self, recorder):
+            torch.nn.Module.__init__(self)
+            self.recorder = recorder
 
         def process_weights_after_loading(self, act_dtype):
-            self.log.append(Event("attention", self, act_dtype))
+            self.recorder.hook("attention", self, act_dtype)
 
-    return RecordingMethod, RecordingQKVCross, RecordingAttention
+    return RecordingAttention
 
 
 class ForeignMethod:
     """Has the hook's name but is no QuantizeMethodBase: must never be called (PW-1)."""
 
-    def __init__(self, log):
-        self.log = log
+    def __init__(self, recorder):
+        self.recorder = recorder
 
     def process_weights_after_loading(self, layer):
-        self.log.append(Event("foreign", layer))
+        self.recorder.hook("foreign", layer)
 
 
-def build_model(impl, kinds, shared, target, log, fail_at=None, repack=False):
-    RecordingMethod, RecordingQKVCross, RecordingAttention = _layer_classes(impl)
-    method = RecordingMethod(log, fail_at=fail_at, repack=repack)
+def build_model(impl, kinds, shared, target, recorder, repack=False):
+    method = _method_class(impl)(recorder, repack=repack)
     model = torch.nn.Module()
     layers = torch.nn.ModuleList()
     for index, kind in enumerate(kinds):
         if kind == "qkv-cross":
-            layer = RecordingQKVCross(log, method)
+            layer = _qkv_class(impl)(recorder, method)
         elif kind == "attention":
-            layer = RecordingAttention(log)
+            layer = _attention_class(impl)(recorder)
         else:
             layer = torch.nn.Linear(3, 2 + index % 3, bias=index % 2 == 0)
             if kind in ("quantized", "offloaded"):
                 layer.quant_method = method
                 if kind == "quantized":
                     layer.to(target)
+                elif target.type != "cpu":
+                    recorder.offloaded.append(layer)
             elif kind == "foreign-method":
-                layer.quant_method = ForeignMethod(log)
+                layer.quant_method = ForeignMethod(recorder)
             elif kind == "none-method":
                 layer.quant_method = None
         layers.append(layer)
@@ -123,24 +152,21 @@ def expected_events(model, kinds_by_module, dtype):
     return first + second
 
 
-def kinds_lists(impl, min_size: int = 0) -> st.SearchStrategy[list[str]]:
-    """Layer kinds, without cross-QKV layers when the implementation has no such base."""
-    available = [k for k in KINDS if k != "qkv-cross" or impl.provides("QKVCrossParallelLinear")]
-    return st.lists(st.sampled_from(available), min_size=min_size, max_size=8)
-
-
-shared_lists = st.lists(st.integers(0, 7), max_size=2)
-dtypes = st.sampled_from([torch.float16, torch.bfloat16, torch.float32])
+def _kinds(impl, data, min_size: int = 0, required: tuple[str, ...] = ()) -> list[str]:
+    strategy = lst.layer_kinds(
+        impl.provides("QKVCrossParallelLinear"), impl.provides("Attention"), min_size=min_size, required=required
+    )
+    return data.draw(strategy, label="kinds")
 
 
 def _run_order_case(impl, llama_folder, target, kinds, shared, dtype):
     """Run the pass over a model of ``kinds``; return (hooks seen, hooks the spec orders, describer)."""
-    log: list[Event] = []
-    model = build_model(impl, kinds, shared, target, log)
+    recorder = Recorder()
+    model = build_model(impl, kinds, shared, target, recorder)
     kinds_by_module = {id(layer): kind for layer, kind in zip(model.layers, kinds, strict=False)}
     model_config = impl.model_config(llama_folder, dtype=dtype)
     impl.process_weights_after_loading(model, model_config, target)
-    seen = [(e.kind, e.module, e.detail) if e.kind == "attention" else (e.kind, e.module) for e in log]
+    seen = [(e.kind, e.module, e.detail) if e.kind == "attention" else (e.kind, e.module) for e in recorder.log]
     expected = expected_events(model, kinds_by_module, model_config.dtype)
 
     def describe(note: str) -> str:
@@ -154,27 +180,38 @@ def _run_order_case(impl, llama_folder, target, kinds, shared, dtype):
     return seen, expected, kinds_by_module, describe
 
 
-@pytest.mark.req("PW-1", "PW-4")
-@given(data=st.data(), shared=shared_lists, dtype=dtypes)
-def test_each_hook_runs_once_in_order(impl, llama_folder, target, data, shared, dtype):
-    kinds = data.draw(kinds_lists(impl), label="kinds")
+@pytest.mark.req("PW-1")
+@given(data=st.data(), shared=lst.shared_positions, dtype=lst.hook_dtypes)
+def test_each_quantized_module_is_processed_once_in_order(impl, llama_folder, target, data, shared, dtype):
+    kinds = _kinds(impl, data, required=("quantized",))
     seen, expected, kinds_by_module, describe = _run_order_case(impl, llama_folder, target, kinds, shared, dtype)
-
-    def first_pass_of_others(events):  # cross-QKV layers are PW-2's own test
-        return [e for e in events if e[0] != "qkv" and kinds_by_module.get(id(e[1])) != "qkv-cross"]
-
-    seen, expected = first_pass_of_others(seen), first_pass_of_others(expected)
-    quant_seen = [e for e in seen if e[0] in ("quant", "foreign")]
+    # A cross-QKV layer's quant_method is PW-2's business.
+    quant_seen = [e for e in seen if e[0] in ("quant", "foreign") and kinds_by_module.get(id(e[1])) != "qkv-cross"]
     quant_expected = [e for e in expected if e[0] == "quant"]
     assert quant_seen == quant_expected, describe("PW-1: each quantized module once, in traversal order")
-    assert seen == expected, describe("PW-4: attention hooks last, once each, with model_config.dtype")
+
+
+@pytest.mark.req("PW-4")
+@given(data=st.data(), shared=lst.shared_positions, dtype=lst.hook_dtypes)
+def test_attention_hooks_run_last_with_the_model_dtype(impl, llama_folder, target, data, shared, dtype):
+    impl.Attention  # noqa: B018 (not provided -> reported as such)
+    kinds = _kinds(impl, data, required=("attention",))
+    seen, expected, _, describe = _run_order_case(impl, llama_folder, target, kinds, shared, dtype)
+    attention_expected = [e for e in expected if e[0] == "attention"]
+    first_pass = len(seen) - len([e for e in seen if e[0] == "attention"])
+    assert [e for e in seen if e[0] == "attention"] == attention_expected, describe(
+        "PW-4: each attention hook once, in traversal order, with model_config.dtype"
+    )
+    assert all(e[0] == "attention" for e in seen[first_pass:]), describe(
+        "PW-4: an attention hook ran before the first pass ended"
+    )
 
 
 @pytest.mark.req("PW-2")
-@given(data=st.data(), shared=shared_lists, dtype=dtypes)
+@given(data=st.data(), shared=lst.shared_positions, dtype=lst.hook_dtypes)
 def test_cross_qkv_layers_run_their_own_hook(impl, llama_folder, target, data, shared, dtype):
     impl.QKVCrossParallelLinear  # noqa: B018 (not provided -> reported as such)
-    kinds = data.draw(kinds_lists(impl).map(lambda ks: ["qkv-cross", *ks]), label="kinds")
+    kinds = _kinds(impl, data, required=("qkv-cross",))
     seen, expected, kinds_by_module, describe = _run_order_case(impl, llama_folder, target, kinds, shared, dtype)
     on_cross = [e for e in seen if e[0] == "quant" and kinds_by_module.get(id(e[1])) == "qkv-cross"]
     assert not on_cross, describe("PW-2: the traversal called a cross-QKV layer's quant_method")
@@ -183,47 +220,98 @@ def test_cross_qkv_layers_run_their_own_hook(impl, llama_folder, target, data, s
     assert first_pass == expected_first, describe("PW-2: each cross-QKV hook once, in the first pass")
 
 
-@pytest.mark.req("PW-3")
+@pytest.mark.req("PW-6", "PW-7")
 @given(data=st.data(), repack=st.booleans())
 def test_quantize_methods_run_inside_the_device_context(impl, llama_folder, accelerator, data, repack):
-    kinds = data.draw(kinds_lists(impl), label="kinds")
-    log: list[Event] = []
-    model = build_model(impl, kinds, [], accelerator, log, repack=repack)
+    kinds = _kinds(impl, data, required=("offloaded",))
+    recorder = Recorder()
+    model = build_model(impl, kinds, [], accelerator, recorder, repack=repack)
     offloaded = [layer for layer, kind in zip(model.layers, kinds, strict=False) if kind == "offloaded"]
+    expected_after = {}
+    for layer in offloaded:
+        weight = layer.weight.detach()
+        expected_after[id(layer)] = raw_bytes(weight.t().contiguous() if repack else weight)
     impl.process_weights_after_loading(model, impl.model_config(llama_folder), accelerator)
-    for event in log:
-        if event.kind == "quant":
-            assert all(device == accelerator for device in event.detail.values()), (
-                f"PW-3: a quantize method saw parameters on {event.detail}, not all on {accelerator}"
+    for event_ in recorder.log:
+        if event_.kind == "quant":
+            devices, others = event_.detail
+            assert all(device == accelerator for device in devices.values()), (
+                f"PW-6: a quantize method saw parameters on {devices}, not all on {accelerator}"
+            )
+            assert all(types == {"cpu"} for types in others.values()), (
+                f"PW-7: while a quantize method ran, another offloaded layer had parameters on {others}"
             )
     for layer in offloaded:
         devices = {name: p.device.type for name, p in layer.named_parameters()}
-        assert set(devices.values()) == {"cpu"}, f"PW-3: an offloaded layer ended with {devices}"
+        assert set(devices.values()) == {"cpu"}, f"PW-7: an offloaded layer ended with {devices}"
+        assert raw_bytes(layer.weight) == expected_after[id(layer)], "PW-7: an offloaded weight lost what the hook left"
 
 
-@pytest.mark.req("PW-5")
-@given(data=st.data(), fail_at=st.integers(1, 4))
-def test_a_failing_hook_stops_the_pass(impl, llama_folder, target, data, fail_at):
-    kinds = data.draw(kinds_lists(impl, min_size=1), label="kinds")
-    log: list[Event] = []
-    model = build_model(impl, kinds, [], target, log, fail_at=fail_at)
-    snapshots = {
+@pytest.mark.req("PW-8")
+@given(data=st.data())
+def test_with_a_cpu_target_hooks_see_parameters_in_place(impl, llama_folder, data):
+    kinds = _kinds(impl, data, required=("offloaded",))
+    recorder = Recorder()
+    cpu = torch.device("cpu")
+    model = build_model(impl, kinds, [], cpu, recorder)
+    impl.process_weights_after_loading(model, impl.model_config(llama_folder), cpu)
+    quant = [e for e in recorder.log if e.kind == "quant"]
+    assert len(quant) == sum(kind in ("quantized", "offloaded") for kind in kinds), (
+        f"PW-8: with a CPU target, {len(quant)} quantize calls for layers {kinds}"
+    )
+    for event_ in quant:
+        devices, _ = event_.detail
+        assert {d.type for d in devices.values()} <= {"cpu"}, f"PW-8: with a CPU target a hook saw {devices}"
+
+
+def _failing_case(impl, llama_folder, target, data):
+    """A model whose hooks include a failing one (most examples: drawn among those that run)."""
+    kinds = _kinds(impl, data, required=("offloaded",))
+    probe = build_model(impl, kinds, [], target, Recorder())
+    kinds_by_module = {id(layer): kind for layer, kind in zip(probe.layers, kinds, strict=False)}
+    hooks = len(expected_events(probe, kinds_by_module, torch.float32))
+    fail_at = data.draw(st.integers(1, hooks), label="fail_at")
+    recorder = Recorder(fail_at=fail_at)
+    model = build_model(impl, kinds, [], target, recorder)
+    before = {
         id(layer): {name: raw_bytes(p) for name, p in layer.named_parameters()}
         for layer, kind in zip(model.layers, kinds, strict=False)
         if kind == "offloaded"
     }
-    quant_layers = sum(kind in ("quantized", "offloaded") for kind in kinds)
-    if quant_layers < fail_at:
+    raised = None
+    try:
         impl.process_weights_after_loading(model, impl.model_config(llama_folder), target)
-        return
-    with expect_raises(PlantedError, "PW-5", f"a quantize method failing at call {fail_at}"):
-        impl.process_weights_after_loading(model, impl.model_config(llama_folder), target)
-    kinds_seen = [e.kind for e in log]
-    assert kinds_seen.count("quant") == fail_at and "attention" not in kinds_seen, (
-        f"PW-5: after the quantize method failed at call {fail_at}, hooks still ran: {kinds_seen}"
+    except BaseException as error:
+        raised = error
+    failed = [e.kind for e in recorder.log if e.kind != "foreign"][fail_at - 1] if recorder.planted else None
+    event(f"PW: the {failed} hook fails" if failed else "PW: no hook failed")
+    return kinds, model, recorder, raised, before
+
+
+@pytest.mark.req("PW-9")
+@given(data=st.data())
+def test_a_hook_exception_propagates_unchanged(impl, llama_folder, target, data):
+    kinds, _, recorder, raised, _ = _failing_case(impl, llama_folder, target, data)
+    assert recorder.planted is not None, f"PW-9: the failing hook never ran for layers {kinds}: {recorder.log}"
+    assert raised is recorder.planted, f"PW-9: the hook raised {recorder.planted!r}, the pass let out {raised!r}"
+
+
+@pytest.mark.req("PW-10")
+@given(data=st.data())
+def test_no_hook_runs_after_a_failing_one(impl, llama_folder, target, data):
+    kinds, _, recorder, _, _ = _failing_case(impl, llama_folder, target, data)
+    hooks = [e.kind for e in recorder.log if e.kind != "foreign"]
+    assert len(hooks) == recorder.fail_at, (
+        f"PW-10: after hook {recorder.fail_at} failed, hooks still ran: {hooks} (layers {kinds})"
     )
+
+
+@pytest.mark.req("PW-11")
+@given(data=st.data())
+def test_a_failing_hook_module_is_restored_first(impl, llama_folder, target, data):
+    kinds, model, _, _, before = _failing_case(impl, llama_folder, target, data)
     for layer, kind in zip(model.layers, kinds, strict=False):
         if kind == "offloaded":
             for name, p in layer.named_parameters():
-                assert p.device.type == "cpu", f"PW-5: a failed hook left {name} on {p.device}"
-                assert raw_bytes(p) == snapshots[id(layer)][name], f"PW-5: {name} changed value"
+                assert p.device.type == "cpu", f"PW-11: a failed hook left {name} on {p.device}"
+                assert raw_bytes(p) == before[id(layer)][name], f"PW-11: {name} changed value"

@@ -1,85 +1,125 @@
 """Quantization-config wiring (spec/quant-config.md): ``configure_quant_config``
-hands a model class's mappings to the quantization config, by reference."""
+hands a model class's mappings to the quantization config, by reference.
+
+The mapper's attribute and the config's method are named by the adapter
+(``impl.mapper_attribute``, ``impl.apply_mapper_method``; vLLM's by default)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
-ATTRIBUTE_STATES = ("absent", "none", "present")
+from . import strategies as lst
 
 
-def _model_class(impl, supports_quant: bool, mapper: str, mapping: str) -> type[torch.nn.Module]:
+def _mapper(impl) -> object:
+    """A real weights mapper when the implementation has the class, else a stand-in object:
+    QC-1 is about which object is handed over, not about what it does."""
+    if impl.provides("WeightsMapper"):
+        return impl.WeightsMapper(orig_to_new_prefix={"model.": "language_model."})
+    return object()
+
+
+def _model_class(impl, mapper: str, mapping: str, bases: tuple[type, ...] = (torch.nn.Module,)) -> type:
     attributes: dict[str, object] = {}
     if mapper != "absent":
-        attributes["hf_to_vllm_mapper"] = (
-            None if mapper == "none" else impl.WeightsMapper(orig_to_new_prefix={"model.": "language_model."})
-        )
+        attributes[impl.mapper_attribute] = None if mapper == "none" else _mapper(impl)
     if mapping != "absent":
         attributes["packed_modules_mapping"] = (
             None if mapping == "none" else {"qkv_proj": ["q_proj", "k_proj", "v_proj"]}
         )
-    bases = (impl.SupportsQuant, torch.nn.Module) if supports_quant else (torch.nn.Module,)
     return type("ToyModel", bases, attributes)
 
 
-def _spy_on_mapper(quant_config) -> list[tuple[object, object]]:
-    """Record (mapper, the config's mapping at that moment) for each apply_vllm_mapper call."""
+def _spy_on_mapper(impl, quant_config) -> list[tuple[object, object]]:
+    """Record (mapper, the config's mapping at that moment) for each call of the config's
+    apply-mapper method."""
     calls: list[tuple[object, object]] = []
-    original = quant_config.apply_vllm_mapper
+    original = getattr(quant_config, impl.apply_mapper_method)
 
-    def apply_vllm_mapper(hf_to_vllm_mapper):
-        calls.append((hf_to_vllm_mapper, quant_config.packed_modules_mapping))
-        return original(hf_to_vllm_mapper)
+    def apply_mapper(mapper):
+        calls.append((mapper, quant_config.packed_modules_mapping))
+        return original(mapper)
 
-    quant_config.apply_vllm_mapper = apply_vllm_mapper
+    setattr(quant_config, impl.apply_mapper_method, apply_mapper)
     return calls
 
 
-@pytest.mark.req("QC-1", "QC-2", "QC-3", "QC-4")
-@given(
-    supports_quant=st.booleans(),
-    mapper=st.sampled_from(ATTRIBUTE_STATES),
-    mapping=st.sampled_from(ATTRIBUTE_STATES),
-)
-def test_mappings_are_wired_by_reference(impl, supports_quant, mapper, mapping):
-    model_class = _model_class(impl, supports_quant, mapper, mapping)
+def _wire(impl, model_class):
     quant_config = impl.quant_config()
-    calls = _spy_on_mapper(quant_config)
+    calls = _spy_on_mapper(impl, quant_config)
     own_mapping = quant_config.packed_modules_mapping
-    own_content = dict(own_mapping)
-
     impl.configure_quant_config(quant_config, model_class)
+    return quant_config, calls, own_mapping
 
-    where = f"(SupportsQuant={supports_quant}, hf_to_vllm_mapper {mapper}, packed_modules_mapping {mapping})"
-    if supports_quant:
-        assert calls == [], f"QC-3: apply_vllm_mapper was called for a SupportsQuant class {where}"
-        assert quant_config.packed_modules_mapping is own_mapping, f"QC-3: the mapping was replaced {where}"
-        assert own_mapping == own_content, f"QC-3: the mapping was changed {where}"
-        return
-    if mapper == "present":
-        assert [m for m, _ in calls] == [model_class.hf_to_vllm_mapper], (
-            f"QC-1: expected one apply_vllm_mapper(model_class.hf_to_vllm_mapper), got {calls} {where}"
-        )
-        assert calls[0][1] is own_mapping, f"QC-1: the mapper was applied after the mapping was set {where}"
-    else:
-        assert calls == [], f"QC-4: apply_vllm_mapper called without a mapper {where}"
-    if mapping == "present":
-        assert quant_config.packed_modules_mapping is model_class.packed_modules_mapping, (
-            f"QC-2: the config holds {quant_config.packed_modules_mapping!r}, not the class's own dict {where}"
-        )
-    else:
-        assert quant_config.packed_modules_mapping is own_mapping, f"QC-4: mapping replaced {where}"
+
+def _where(impl, mapper: str, mapping: str) -> str:
+    return f"({impl.mapper_attribute} {mapper}, packed_modules_mapping {mapping})"
+
+
+@pytest.mark.req("QC-1")
+@given(mapping=st.sampled_from(lst.ATTRIBUTE_STATES))
+def test_the_mapper_itself_is_applied_first(impl, mapping):
+    model_class = _model_class(impl, "present", mapping)
+    mapper = impl.mapper_of(model_class)
+    _, calls, own_mapping = _wire(impl, model_class)
+    where = _where(impl, "present", mapping)
+    assert len(calls) == 1, f"QC-1: expected one {impl.apply_mapper_method}() call, got {len(calls)} {where}"
+    assert calls[0][0] is mapper, (
+        f"QC-1: {impl.apply_mapper_method}() got {calls[0][0]!r}, not the class's {impl.mapper_attribute} "
+        f"object itself {where}"
+    )
+    assert calls[0][1] is own_mapping, f"QC-1: the mapper was applied after the mapping was set {where}"
+
+
+@pytest.mark.req("QC-2")
+@given(mapper=st.sampled_from(lst.ATTRIBUTE_STATES))
+def test_the_mapping_is_shared_by_reference(impl, mapper):
+    model_class = _model_class(impl, mapper, "present")
+    quant_config, _, _ = _wire(impl, model_class)
+    assert quant_config.packed_modules_mapping is model_class.packed_modules_mapping, (
+        f"QC-2: the config holds {quant_config.packed_modules_mapping!r}, not the class's own dict "
+        f"{_where(impl, mapper, 'present')}"
+    )
 
 
 @pytest.mark.req("QC-2")
 def test_later_updates_to_the_class_mapping_reach_the_config(impl):
-    model_class = _model_class(impl, False, "absent", "present")
+    model_class = _model_class(impl, "absent", "present")
     quant_config = impl.quant_config()
     impl.configure_quant_config(quant_config, model_class)
     model_class.packed_modules_mapping["gate_up_proj"] = ["gate_proj", "up_proj"]
     assert quant_config.packed_modules_mapping.get("gate_up_proj") == ["gate_proj", "up_proj"], (
         "QC-2: an update made by the model class after wiring (as chatglm's __new__ does) is not seen"
     )
+
+
+@pytest.mark.req("QC-3")
+@given(mapper=st.sampled_from(lst.ATTRIBUTE_STATES), mapping=st.sampled_from(lst.ATTRIBUTE_STATES))
+def test_supports_quant_classes_are_left_alone(impl, mapper, mapping):
+    model_class = _model_class(impl, mapper, mapping, bases=(impl.SupportsQuant, torch.nn.Module))
+    quant_config = impl.quant_config()
+    calls = _spy_on_mapper(impl, quant_config)
+    own_mapping = quant_config.packed_modules_mapping
+    own_content = dict(own_mapping)
+    impl.configure_quant_config(quant_config, model_class)
+    where = _where(impl, mapper, mapping)
+    assert calls == [], f"QC-3: {impl.apply_mapper_method}() was called for a SupportsQuant class {where}"
+    assert quant_config.packed_modules_mapping is own_mapping, f"QC-3: the mapping was replaced {where}"
+    assert own_mapping == own_content, f"QC-3: the mapping was changed {where}"
+
+
+@pytest.mark.req("QC-4")
+@given(data=st.data())
+def test_missing_or_none_attributes_do_nothing(impl, data):
+    mapper, mapping = data.draw(lst.absent_attribute_pairs, label="mapper, mapping")
+    event(f"QC-4: mapper {mapper}, mapping {mapping}")
+    model_class = _model_class(impl, mapper, mapping)
+    quant_config, calls, own_mapping = _wire(impl, model_class)
+    where = _where(impl, mapper, mapping)
+    if mapper != "present":
+        assert calls == [], f"QC-4: {impl.apply_mapper_method}() called without a mapper {where}"
+    if mapping != "present":
+        assert quant_config.packed_modules_mapping is own_mapping, f"QC-4: the mapping was replaced {where}"

@@ -12,5 +12,5 @@ The reference implementation is the separate package ``loaderspec_reference``; t
 
 __version__ = "0.1.0"
 
-SPEC_VERSION = "0.1.0"
+SPEC_VERSION = "0.2.0"
 """Version of the normative specification in ``spec/`` this release checks."""

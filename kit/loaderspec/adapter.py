@@ -13,8 +13,9 @@ import contextlib
 import importlib
 import os
 import unittest
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -89,6 +90,38 @@ class Adapter:
     name: str = "unnamed"
     utils_logger_name: str = ""
     """The logger ``utils`` writes its warnings to (tests capture it)."""
+
+    # --- vendor-neutral names ---------------------------------------------------
+    # Every implementation-specific name, value or text the suites build or match comes
+    # from this section, never from the suites themselves. The defaults are vLLM's; an
+    # adapter of a fork that renamed things overrides only what it renamed.
+
+    config_keyword: str = "vllm_config"
+    """The keyword by which a new-style model class's ``__init__`` takes the engine config
+    (MI-3) and that the old-style ``DeprecationWarning`` names (MI-8)."""
+    mapper_attribute: str = "hf_to_vllm_mapper"
+    """The model-class attribute holding the checkpoint-to-engine weights mapper (QC-1, QC-4)."""
+    apply_mapper_method: str = "apply_vllm_mapper"
+    """The quantization-config method ``configure_quant_config`` hands that mapper to (QC-1)."""
+    model_impl_values: Mapping[str, str] = MappingProxyType(
+        {"auto": "auto", "native": "vllm", "transformers": "transformers"}
+    )
+    """``model_impl`` values by meaning: ``native`` is the engine's own implementation."""
+    transformers_backend_arch: str = "TransformersForCausalLM"
+    """The architecture name of the Transformers backend (TF-1, TF-9, TF-12)."""
+
+    def model_impl(self, kind: str) -> str:
+        """The ``model_impl`` value meaning ``kind`` (``auto``, ``native``, ``transformers``)."""
+        try:
+            return self.model_impl_values[kind]
+        except KeyError:
+            raise ValueError(f"model_impl kind {kind!r} is none of {sorted(self.model_impl_values)}") from None
+
+    def mapper_of(self, model_class: type) -> Any:
+        """The model class's weights mapper attribute (``None`` when absent)."""
+        return getattr(model_class, self.mapper_attribute, None)
+
+    # --- end of vendor-neutral names ---------------------------------------------
 
     def version(self) -> str:
         """The implementation's version string, for report headers."""

@@ -59,7 +59,7 @@ OLD_STYLE_ARGUMENTS: dict[str, Callable[[VllmConfig, ModelConfig, str], object]]
     "lora_config": lambda vllm_config, model_config, prefix: vllm_config.lora_config,
     "scheduler_config": lambda vllm_config, model_config, prefix: vllm_config.scheduler_config,
 }
-"""The only constructor arguments guessed for an old-style model class (MI-4), in vLLM's order,
+"""The only constructor arguments guessed for an old-style model class (MI-7), in vLLM's order,
 each with where its value comes from."""
 
 
@@ -67,8 +67,9 @@ each with where its value comes from."""
 def set_default_torch_dtype(dtype: torch.dtype) -> Iterator[None]:
     """Sets the default torch dtype to the given dtype.
 
-    DT-1 inside the block the default is ``dtype``; DT-2/DT-3 on every exit, normal
-    or by any exception (``BaseException`` included), the default is the one before;
+    DT-1 inside the block the default is ``dtype``; DT-2/DT-7 on every exit, normal
+    or by any exception (``BaseException`` included), the default is the one before,
+    DT-8 and the exception propagates;
     DT-4 blocks nest; DT-5/DT-6 a dtype that cannot be the default is rejected with
     ``TypeError`` naming it, before anything changes.
     """
@@ -76,7 +77,7 @@ def set_default_torch_dtype(dtype: torch.dtype) -> Iterator[None]:
     try:
         torch.set_default_dtype(dtype)
     except TypeError as error:
-        # torch refuses before changing anything, but its message omits the value (DT-6).
+        # DIVERGENCE D-11: torch refuses before changing anything, but its message omits the value (DT-6).
         raise TypeError(f"set_default_torch_dtype: {dtype!r} cannot be the default dtype ({error})") from error
     try:
         yield
@@ -118,14 +119,16 @@ class ParamMapping:
     PM-1 ``packed_mapping`` is kept as given; PM-2/PM-3 ``inverse_packed_mapping``
     maps each sub-name to ``(packed_name, index)``, the last entry naming it winning;
     PM-4 self-contained entries are skipped; PM-5 ``get_sub_modules`` matches whole
-    dotted components; PM-6 malformed mappings are rejected with ``TypeError``.
+    dotted components; malformed mappings are rejected (PM-7 ``TypeError``, PM-8
+    ``ValueError``, PM-9 naming the part, PM-10 leaving it unchanged); PM-11 a given
+    ``inverse_packed_mapping`` is extended in place.
     """
 
     packed_mapping: dict[str, list[str]]
     inverse_packed_mapping: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # DIVERGENCE D-3: vLLM 0.9.2 validates nothing (a str value is iterated per character).
+        # DIVERGENCE D-7: vLLM 0.9.2 validates nothing (a str value is iterated per character).
         _validate_packed_mapping(self.packed_mapping)
         for packed_name, sub_params in self.packed_mapping.items():
             # Skip self-contained cases (e.g., {"W_pack": ["W_pack"]})
@@ -173,14 +176,16 @@ def device_loading_context(module: nn.Module, target_device: torch.device) -> It
     """Move ``module``'s CPU parameters to ``target_device`` for the block, then back.
 
     DL-1 a CPU target moves nothing; DL-2 CPU parameters are on the target inside;
-    DL-3 other parameters are untouched; DL-4 on every exit each recorded parameter
-    still present by name is back on CPU, bit for bit, with the block's final
-    size/stride/dtype; DL-5 pinned iff pinned memory is available; DL-6 parameters
-    created inside stay; DL-7 a failed move on entry is undone; DL-8 a target that
-    is not a ``torch.device`` is rejected before anything moves.
+    DL-3 other parameters are untouched; DL-10 on every exit each recorded parameter
+    still present by name (DL-14, DL-15) is back on CPU, DL-11 with the block's final
+    size/stride/dtype, DL-12 bit for bit, DL-13 still shared; DL-16 overlapping data
+    densely; DL-17 strided; DL-18 on the CPU whatever the default device; DL-5 pinned
+    iff pinned memory is available; DL-6 parameters created inside stay; DL-7 a failed
+    move on entry is undone; DL-8 a target that is not a ``torch.device`` is rejected
+    before anything moves.
     """
     if not isinstance(target_device, torch.device):
-        # DIVERGENCE D-3: vLLM 0.9.2 raises AttributeError ('str' object has no attribute 'type').
+        # DIVERGENCE D-8: vLLM 0.9.2 raises AttributeError ('str' object has no attribute 'type').
         raise TypeError(
             f"device_loading_context: target_device must be a torch.device, got "
             f"{type(target_device).__name__}: {target_device!r}"
@@ -215,7 +220,7 @@ def device_loading_context(module: nn.Module, target_device: torch.device) -> It
                     # `torch.empty_like` does not support `pin_memory` argument
                     cpu_data = torch.empty_strided(
                         size=p.data.size(),
-                        stride=p.data.stride(),
+                        stride=_restorable_stride(p.data),
                         dtype=p.data.dtype,
                         layout=p.data.layout,
                         device="cpu",
@@ -228,15 +233,31 @@ def device_loading_context(module: nn.Module, target_device: torch.device) -> It
                     p.data = p.data.to(original_device)
 
 
+def _restorable_stride(data: torch.Tensor) -> tuple[int, ...]:
+    """``data``'s strides, or contiguous ones when a dimension of size > 1 has stride 0:
+    ``copy_`` cannot write into such overlapping memory (DL-16)."""
+    if data.numel() <= 1 or not any(
+        stride == 0 and size > 1 for size, stride in zip(data.size(), data.stride(), strict=True)
+    ):
+        return tuple(data.stride())
+    # DIVERGENCE D-12: vLLM 0.9.2 keeps the overlapping strides; the copy then raises in `finally`.
+    strides, step = [], 1
+    for size in reversed(data.size()):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
 def process_weights_after_loading(model: nn.Module, model_config: ModelConfig, target_device: torch.device) -> None:
     """Run every post-loading hook of ``model``, once each.
 
     PW-1 each module's ``QuantizeMethodBase`` processes it, in ``named_modules``
-    order, PW-3 inside ``device_loading_context(module, target_device)`` (entered only
-    for a non-CPU target, where it has an effect); PW-2 a
+    order, PW-6/PW-7 inside ``device_loading_context(module, target_device)`` (PW-8
+    entered only for a non-CPU target, where it has an effect); PW-2 a
     ``QKVCrossParallelLinear`` runs its own hook instead; PW-4 then every
-    ``Attention`` hook runs with ``model_config.dtype``; PW-5 an exception stops the
-    pass and propagates, after the device context has restored the module.
+    ``Attention`` hook runs with ``model_config.dtype``; PW-9 an exception propagates
+    unchanged, PW-10 no later hook runs, PW-11 after the device context has restored
+    the module.
     """
     for _, module in model.named_modules():
         if isinstance(module, QKVCrossParallelLinear):
@@ -271,7 +292,7 @@ def process_weights_after_loading(model: nn.Module, model_config: ModelConfig, t
 
 def _architectures_of(model_config: ModelConfig) -> list[str]:
     architectures = getattr(model_config.hf_config, "architectures", None)
-    # DIVERGENCE D-3: vLLM 0.9.2 fails with TypeError on None and passes other
+    # DIVERGENCE D-9: vLLM 0.9.2 fails with TypeError on None and passes other
     # malformed values through.
     if architectures is None or isinstance(architectures, str) or not architectures:
         raise ValueError(
@@ -286,9 +307,10 @@ def resolve_transformers_arch(model_config: ModelConfig, architectures: list[str
 
     TF-1 the backend's own name stays; TF-2 every ``auto_map`` class is loaded, in
     key order, from the local model folder; TF-3 the model class comes from
-    transformers or ``auto_map["AutoModel"]``, else ``ValueError``; TF-4/TF-5 it must
-    be backend-compatible under model_impl transformers / auto; TF-6 model_impl vllm
-    changes no name; TF-7 the argument is not modified.
+    transformers or ``auto_map["AutoModel"]``, else ``ValueError``; it must be
+    backend-compatible (TF-8 / TF-11) under model_impl transformers / auto, then it
+    becomes the backend (TF-9 / TF-12), TF-10 silently / TF-13 with a warning; TF-6
+    model_impl vllm changes no name; TF-7 the argument is not modified.
     """
     # DIVERGENCE D-2: vLLM 0.9.2 edits the list it is given (hf_config.architectures).
     architectures = list(architectures)
@@ -349,7 +371,8 @@ def get_model_architecture(model_config: ModelConfig) -> tuple[type[nn.Module], 
     architecture; AR-2 otherwise quantized Mixtral -> ``QuantMixtralForCausalLM``
     unless its method handles Mixtral; AR-3 the registry picks the first supported
     name; AR-4 embed/reward tasks wrap the class, others keep it; AR-6 the config is
-    not modified; AR-7 missing architectures are rejected with ``ValueError``.
+    not modified; AR-8/AR-9 missing architectures are rejected with ``ValueError``
+    naming the field and the model.
     """
     architectures = _architectures_of(model_config)
 
@@ -413,11 +436,13 @@ def initialize_model(
     """Initialize a model with the given configurations.
 
     MI-1 defaults come from ``vllm_config``; MI-2 the quantization config is wired
-    first; MI-3 a new-style class gets exactly ``vllm_config`` and ``prefix``; MI-4 an
-    old-style class gets the guessed arguments, with a ``DeprecationWarning``; both
-    are built inside ``set_current_vllm_config(vllm_config, check_compile=True,
-    prefix=prefix)`` (MI-5); MI-6 a class that needs an argument the loader cannot
-    give is rejected with ``TypeError`` before anything changes.
+    first; MI-3 a new-style class gets exactly ``vllm_config`` and ``prefix``; MI-7 an
+    old-style class gets the guessed arguments, with a ``DeprecationWarning`` (MI-8,
+    MI-9) and a logged warning (MI-10); both are built inside
+    ``set_current_vllm_config(vllm_config, check_compile=True, prefix=prefix)`` (MI-5);
+    MI-11/MI-12 a class that needs an argument the loader cannot give is rejected with
+    ``TypeError`` naming it, before anything changes; MI-13 positional-only parameters
+    are never passed.
     """
     if model_config is None:
         # vLLM types this field Optional too; a None here fails in get_model_architecture.
@@ -426,12 +451,17 @@ def initialize_model(
         model_class, _ = get_model_architecture(model_config)
 
     signatures = inspect.signature(model_class.__init__)
-    all_params = [param.name for param in signatures.parameters.values()]
+    # Every argument is passed by keyword, so positional-only names do not count (MI-13).
+    all_params = [
+        param.name
+        for param in signatures.parameters.values()
+        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+    ]
     new_style = "vllm_config" in all_params and "prefix" in all_params
     supplied = ("vllm_config", "prefix") if new_style else tuple(n for n in OLD_STYLE_ARGUMENTS if n in all_params)
     missing = [name for name in _required_init_params(signatures.parameters.values()) if name not in supplied]
     if missing:
-        # DIVERGENCE D-3: vLLM 0.9.2 wires the quantization config first and then
+        # DIVERGENCE D-10: vLLM 0.9.2 wires the quantization config first and then
         # fails inside the constructor call, without naming the class.
         raise TypeError(
             f"cannot construct {model_class.__qualname__}: its __init__ requires {missing}, "

@@ -6,6 +6,7 @@ them against planted broken device contexts (mutants), so both check the same th
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -14,6 +15,7 @@ import torch
 
 from .. import strategies as lst
 from .errors import PlantedError, expect_raises
+from .modules import overlaps
 from .tensors import Snapshot, raw_bytes
 
 DeviceContext = Callable[[torch.nn.Module, torch.device], AbstractContextManager[torch.nn.Module]]
@@ -40,6 +42,8 @@ def run_body(module: torch.nn.Module, body: lst.Body, target: torch.device) -> N
         name, param = present[step.index % len(present)]
         owner, leaf = _owner(module, name)
         if step.action == "write-in-place":
+            if overlaps(param.data):  # copy_ refuses to write there; a body would not either
+                continue
             same_shape = lst.TensorSpec(param.dtype, tuple(param.shape), "contiguous", step.tensor.seed)
             param.data.copy_(same_shape.build(param.device))
         elif step.action == "replace-data":
@@ -55,6 +59,38 @@ def run_body(module: torch.nn.Module, body: lst.Body, target: torch.device) -> N
         raise KeyboardInterrupt
 
 
+def _exit_requirement(at_body_end: dict[str, Snapshot], overlapping: set[str], on_cpu: set[str]) -> str:
+    """The requirement an unexpected exception at exit breaks: the data the body left says which."""
+    if overlapping & on_cpu:
+        return "DL-16"
+    if on_cpu - set(at_body_end):
+        return "DL-14"
+    return "DL-9"
+
+
+def _check_entry(
+    module: torch.nn.Module,
+    yielded: object,
+    at_entry: dict[str, Snapshot],
+    on_cpu: set[str],
+    buffers: dict[str, tuple[torch.device, int]],
+    target: torch.device,
+) -> None:
+    """Inside the block, before the body: DL-2 and DL-3."""
+    assert yielded is module, f"DL-2: the context yielded {yielded!r}, not the module"
+    for name, param in module.named_parameters():
+        before = at_entry[name]
+        if name in on_cpu:
+            assert param.device == target, f"DL-2: {name} is on {param.device} inside, not {target}"
+            assert raw_bytes(param) == before.content, f"DL-2: {name} changed value on the move"
+        else:
+            assert param.data_ptr() == before.data_ptr, f"DL-3: {name} was moved on entry"
+    for name, buffer in module.named_buffers():
+        assert (buffer.device, buffer.data_ptr()) == buffers[name], (
+            f"DL-3: buffer {name} was moved on entry, to {buffer.device}"
+        )
+
+
 def check_device_round_trip(
     device_loading_context: DeviceContext,
     spec: lst.ModuleSpec,
@@ -62,48 +98,70 @@ def check_device_round_trip(
     target: torch.device,
     pinned: bool,
 ) -> None:
-    """The device-state property (DL-2, DL-3, DL-4, DL-5, DL-6, DL-9) for one example."""
+    """The device-state property (DL-2, DL-3, DL-5, DL-6, DL-9, DL-10..DL-18) for one example."""
     module = lst.build_module(spec, target)
     at_entry = {name: Snapshot.of(p) for name, p in module.named_parameters()}
-    buffers = {name: b.data_ptr() for name, b in module.named_buffers()}
+    buffers = {name: (b.device, b.data_ptr()) for name, b in module.named_buffers()}
     on_cpu = {name for name, snap in at_entry.items() if snap.device.type == "cpu"}
     at_body_end: dict[str, Snapshot] = {}
-    expected_exit = {None: None, "exception": PlantedError, "keyboard-interrupt": KeyboardInterrupt}
+    overlapping: set[str] = set()
+    planted: list[BaseException] = []
     raised: BaseException | None = None
-    try:
-        with device_loading_context(module, target) as yielded:
-            assert yielded is module, f"DL-2: the context yielded {yielded!r}, not the module"
-            for name, param in module.named_parameters():
-                before = at_entry[name]
-                if name in on_cpu:
-                    assert param.device == target, f"DL-2: {name} is on {param.device} inside, not {target}"
-                    assert raw_bytes(param) == before.content, f"DL-2: {name} changed value on the move"
-                else:
-                    assert param.data_ptr() == before.data_ptr, f"DL-3: {name} was moved on entry"
-            try:
-                run_body(module, body, target)
-            finally:
-                at_body_end = {name: Snapshot.of(p) for name, p in module.named_parameters()}
-    except (PlantedError, KeyboardInterrupt) as error:
-        raised = error
-    expected = expected_exit[body.raises]
-    assert (type(raised) if raised else None) is expected, (
-        f"DL-9: the body raised {expected} but the context let out {raised!r}"
+    entry_failures: list[AssertionError] = []
+    around = torch.device(target) if body.default_device else contextlib.nullcontext()
+    with around:
+        default_device = torch.get_default_device()
+        try:
+            with device_loading_context(module, target) as yielded:
+                try:
+                    _check_entry(module, yielded, at_entry, on_cpu, buffers, target)
+                except AssertionError as failure:
+                    entry_failures.append(failure)
+                try:
+                    run_body(module, body, target)
+                except (PlantedError, KeyboardInterrupt) as error:
+                    planted.append(error)
+                    raise
+                finally:
+                    at_body_end = {name: Snapshot.of(p) for name, p in module.named_parameters()}
+                    overlapping = {name for name, p in module.named_parameters() if overlaps(p.data)}
+        except BaseException as error:  # every way out is judged below
+            raised = error
+        default_after = torch.get_default_device()
+    if entry_failures:
+        raise entry_failures[0]
+    requirement = _exit_requirement(at_body_end, overlapping, on_cpu)
+    if not planted and raised is not None:
+        raise AssertionError(
+            f"{requirement}: the body returned but the context raised {type(raised).__name__}: {raised}"
+        ) from raised
+    if planted:
+        assert raised is planted[0], f"{requirement}: the body raised {planted[0]!r} but the context let out {raised!r}"
+    assert default_after == default_device, (
+        f"DL-18: the context left the default device {default_after}, was {default_device}"
     )
 
     exit_params = dict(module.named_parameters())
     assert set(exit_params) == set(at_body_end), (
-        f"DL-4: the context changed which parameters exist: {sorted(at_body_end)} -> {sorted(exit_params)}"
+        f"DL-14: the context changed which parameters exist: {sorted(at_body_end)} -> {sorted(exit_params)}"
     )
     for name, param in exit_params.items():
         final = at_body_end[name]
         now = Snapshot.of(param)
         if name in on_cpu:
-            assert now.device.type == "cpu", f"DL-4: {name} ({final.describe()}) ended on {now.device}"
-            assert (now.size, now.stride, now.dtype) == (final.size, final.stride, final.dtype), (
-                f"DL-4: {name} was restored as {now.describe()}, the body left {final.describe()}"
-            )
-            assert now.content == final.content, f"DL-4: {name} restored with other bytes ({final.describe()})"
+            under = f" under default device {target}" if body.default_device else ""
+            assert now.device.type == "cpu", f"DL-10: {name} ({final.describe()}) ended on {now.device}{under}"
+            assert param.layout == torch.strided, f"DL-17: {name} was restored with layout {param.layout}"
+            if name in overlapping:
+                assert (now.size, now.dtype) == (final.size, final.dtype) and not overlaps(param.data), (
+                    f"DL-16: {name}, left overlapping ({final.describe()}), was restored as {now.describe()}"
+                )
+                assert now.content == final.content, f"DL-16: {name} restored with other values ({final.describe()})"
+            else:
+                assert (now.size, now.stride, now.dtype) == (final.size, final.stride, final.dtype), (
+                    f"DL-11: {name} was restored as {now.describe()}, the body left {final.describe()}"
+                )
+                assert now.content == final.content, f"DL-12: {name} restored with other bytes ({final.describe()})"
             if param.untyped_storage().nbytes() > 0:
                 assert param.is_pinned() == pinned, (
                     f"DL-5: {name} restored with is_pinned()={param.is_pinned()}, pinned memory available={pinned}"
@@ -115,7 +173,7 @@ def check_device_round_trip(
                 f"{final.describe()} -> {now.describe()}"
             )
     for name, buffer in module.named_buffers():
-        assert buffer.data_ptr() == buffers[name], f"DL-3: buffer {name} was moved"
+        assert (buffer.device, buffer.data_ptr()) == buffers[name], f"DL-3: buffer {name} was moved at exit"
 
 
 class no_error:

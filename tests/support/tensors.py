@@ -11,7 +11,7 @@ def raw_bytes(tensor: torch.Tensor) -> bytes:
     """The tensor's elements as bytes, in logical order, wherever it lives (NaN payloads kept)."""
     if tensor.numel() == 0:
         return b""
-    flat = torch.empty(tensor.numel(), dtype=tensor.dtype)
+    flat = torch.empty(tensor.numel(), dtype=tensor.dtype, device="cpu")
     flat.copy_(tensor.detach().reshape(-1).to("cpu"))
     if flat.dtype == torch.bool:
         flat = flat.to(torch.uint8)
