@@ -317,3 +317,19 @@ def bodies(draw: st.DrawFn, max_steps: int = 4) -> Body:
     )
     raises = draw(st.sampled_from([None, None, "exception", "keyboard-interrupt"]))
     return Body(steps=tuple(steps), raises=raises)
+
+
+# --- added by the mutation run (tools/mutants/survivors.md) ---
+
+MALFORMED_PACKED_MAPPINGS_BY_ERROR = (
+    (["qkv_proj"], TypeError),
+    ("qkv_proj", TypeError),
+    ({"qkv_proj": "qkv"}, TypeError),
+    ({"qkv_proj": ["q_proj", 3]}, TypeError),
+    ({3: ["q_proj"]}, TypeError),
+    ({"qkv_proj": None}, TypeError),
+    ({"": ["q_proj"]}, ValueError),
+    ({"qkv_proj": ["q_proj", ""]}, ValueError),
+)
+"""Malformed packed mappings and the exception PM-6 specifies for each: TypeError for a wrong
+type, ValueError for an empty name."""

@@ -71,3 +71,22 @@ def test_tied_weights_stay_tied(impl, accelerator):
         model["embed"].weight.data.mul_(2)
     assert model["head"].weight is model["embed"].weight, "DL-4: tied parameters were untied"
     assert model["embed"].weight.device.type == "cpu"
+
+
+# --- added by the mutation run (tools/mutants/survivors.md): a non-CPU default device ---
+
+
+@pytest.mark.req("DL-4")
+def test_restored_data_is_on_the_cpu_whatever_the_default_device(impl, accelerator, pin_memory):
+    from .support.errors import expect_success
+
+    module = torch.nn.Linear(3, 2)  # built on the CPU before the default device changes
+    before = {name: Snapshot.of(p) for name, p in module.named_parameters()}
+    with expect_success("DL-4", f"a device context used under `with torch.device({str(accelerator)!r})`"):
+        with torch.device(accelerator), impl.device_loading_context(module, accelerator):
+            pass
+    for name, p in module.named_parameters():
+        assert p.device.type == "cpu", (
+            f"DL-4: with {accelerator} as default device, {name} was restored to {p.device}, not the CPU"
+        )
+        assert Snapshot.of(p).content == before[name].content, f"DL-4: {name} restored with other bytes"

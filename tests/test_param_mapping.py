@@ -140,3 +140,13 @@ def _offending_part(bad: object) -> str:
             if not isinstance(sub, str) or not sub:
                 return repr(sub)
     raise AssertionError(f"{bad!r} is not malformed")
+
+
+# --- added by the mutation run (tools/mutants/survivors.md): the exception type is specified ---
+
+
+@pytest.mark.req("PM-6")
+@pytest.mark.parametrize(("bad", "expected"), lst.MALFORMED_PACKED_MAPPINGS_BY_ERROR, ids=repr)
+def test_malformed_mapping_raises_the_specified_type(impl, bad, expected):
+    with expect_raises(expected, "PM-6", f"ParamMapping({bad!r})"):
+        impl.ParamMapping(bad)

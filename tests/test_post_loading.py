@@ -227,3 +227,22 @@ def test_a_failing_hook_stops_the_pass(impl, llama_folder, target, data, fail_at
             for name, p in layer.named_parameters():
                 assert p.device.type == "cpu", f"PW-5: a failed hook left {name} on {p.device}"
                 assert raw_bytes(p) == snapshots[id(layer)][name], f"PW-5: {name} changed value"
+
+
+# --- added by the mutation run (tools/mutants/survivors.md): no hook of any kind after a failure ---
+
+
+@pytest.mark.req("PW-5")
+@given(data=st.data())
+def test_no_hook_of_any_kind_runs_after_a_failed_one(impl, llama_folder, target, data):
+    kinds = data.draw(kinds_lists(impl), label="kinds before")
+    after = data.draw(kinds_lists(impl, min_size=1), label="kinds after")
+    failing = data.draw(st.sampled_from(["quantized", "offloaded"]), label="failing kind")
+    kinds = [k for k in kinds if k not in ("quantized", "offloaded")] + [failing] + after
+    log: list[Event] = []
+    model = build_model(impl, kinds, [], target, log, fail_at=1)
+    with expect_raises(PlantedError, "PW-5", "the first quantize method failing"):
+        impl.process_weights_after_loading(model, impl.model_config(llama_folder), target)
+    failed_at = next(i for i, e in enumerate(log) if e.kind == "quant")
+    later = [e.kind for e in log[failed_at + 1 :]]
+    assert not later, f"PW-5: for layers {kinds}, hooks ran after the failed quantize method: {later}"
