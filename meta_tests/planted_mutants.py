@@ -283,8 +283,13 @@ PLANTED: dict[str, Planted] = {
     ),
     # --- architecture
     "AR-1": Planted(
-        "auto never falls back",
-        (("model_config.model_impl != ModelImpl.VLLM and vllm_not_supported", "False"),),
+        "model_impl transformers does not force the backend",
+        (
+            (
+                "    if model_config.model_impl == ModelImpl.TRANSFORMERS or (\n        model_config.model_impl != ModelImpl.VLLM and vllm_not_supported\n    ):",
+                "    if model_config.model_impl != ModelImpl.VLLM and vllm_not_supported:",
+            ),
+        ),
         _t(AR, "test_decision_table"),
     ),
     "AR-2": Planted(

@@ -341,6 +341,8 @@ def generate(source: str | None = None) -> list[Mutant]:
 
 REQ_AT_START = re.compile(r"^(?:[\w.]+: )?([A-Z]{2}-\d+)\b")
 REQ_ANYWHERE = re.compile(r"\b([A-Z]{2}-\d+)\b")
+REQ_IN_ERROR_LINE = re.compile(r"(?:^E|\s|\|)(?:[\w.]+: )?([A-Z]{2}-\d+): ")
+"""An ``E`` line of a traceback (sub-exceptions of a group are indented behind ``|``)."""
 
 
 def requirement_of(message: str) -> str | None:
@@ -412,10 +414,13 @@ class _Recorder:
             req = requirement_of(message)
             if req is None:  # e.g. Hypothesis' "found 2 distinct failures": the first E line naming one
                 for line in str(report.longrepr).splitlines():
-                    match = REQ_AT_START.search(line.removeprefix("E").strip())
-                    if line.startswith("E") and match:
+                    match = REQ_IN_ERROR_LINE.search(line)
+                    if match and (line.startswith("E") or line.lstrip().startswith("|")):
                         req = match.group(1)
                         break
+                if req is None:
+                    error_lines = [line for line in str(report.longrepr).splitlines() if line.startswith("E")]
+                    message = "\n".join([message, *error_lines[:20]])
             self.failure = {
                 "test": report.nodeid,
                 "when": report.when,
