@@ -325,7 +325,13 @@ def test_backend_entries_load_nothing_and_stay(impl, tmp_path, monkeypatch, mode
 def test_auto_map_is_loaded_in_key_order_with_the_revision(impl, tmp_path, monkeypatch):
     import json
 
-    folder = write_custom_code_folder(tmp_path / "model")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    # A class whose file sorts first: key order and the order of the references differ.
+    (folder / "a_scoring.py").write_text(
+        "from transformers import PreTrainedModel\n\n\nclass ScoreModel(PreTrainedModel):\n    pass\n"
+    )
+    write_custom_code_folder(folder, extra_auto_map={"AutoModelForSequenceClassification": "a_scoring.ScoreModel"})
     config = json.loads((folder / "config.json").read_text())
     auto_map = dict(reversed(list(config["auto_map"].items())))  # written out of key order
     config["auto_map"] = auto_map

@@ -270,3 +270,39 @@ def test_old_style_catch_alls_need_nothing_more(impl, vllm_config, var_positiona
         warnings.simplefilter("ignore", DeprecationWarning)
         model = impl.initialize_model(vllm_config, model_class=model_class)
     assert model.received.keys() == {"config"}, f"MI-4: {shown} got {sorted(model.received)}"
+
+
+@pytest.mark.req("MI-3")
+def test_prefix_defaults_to_empty(impl, vllm_config):
+    vllm_config = vllm_config.value
+    model_class = _recording_class(impl, [_keyword("vllm_config", True), _keyword("prefix", True)])
+    model = impl.initialize_model(vllm_config, model_class=model_class)
+    assert model.received.get("prefix") == "", (
+        f"MI-3: without a prefix the class got prefix={model.received.get('prefix')!r}"
+    )
+
+
+@pytest.mark.req("MI-5")
+@pytest.mark.parametrize("new_style", [True, False], ids=["new-style", "old-style"])
+def test_construction_scope_checks_compilation(impl, vllm_config, new_style):
+    from loaderspec.adapter import NotProvided
+
+    current_check_compile = getattr(impl, "current_check_compile", None)
+    if current_check_compile is None:  # an optional hook: not every implementation keeps the flag
+        raise NotProvided(impl.name, "hook current_check_compile()", "the adapter does not implement it")
+    vllm_config = vllm_config.value
+    seen: list[bool] = []
+
+    def __init__(self, **kwargs):
+        torch.nn.Module.__init__(self)
+        seen.append(current_check_compile())
+
+    names = ("vllm_config", "prefix") if new_style else ("config",)
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *(_keyword(n, True) for n in names)]
+    )
+    model_class = type("ToyModel", (torch.nn.Module,), {"__init__": __init__, "__module__": __name__})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        impl.initialize_model(vllm_config, model_class=model_class)
+    assert seen == [True], f"MI-5: the class was built with check_compile={seen}, not True"
