@@ -1,21 +1,88 @@
-"""Meta test: the device-state properties catch planted broken device contexts.
+"""Meta test: the suites catch planted broken implementations.
 
-A property no broken implementation can fail is worthless; each mutant below is
-a plausible fork of ``device_loading_context`` with one defect, and the
-properties of ``test_device_loading`` must reject every one of them.
+A property no broken implementation can fail is worthless. Two checks:
+
+- every requirement of the spec has a planted mutant of the reference (the bug it forbids,
+  ``planted_mutants.PLANTED``), and the requirement's own tests kill it with an assertion
+  that starts with that requirement's ID;
+- the device-state properties reject hand-written forks of ``device_loading_context``,
+  each with one defect.
+
+The planted mutants run through ``tools/mutate.py`` (one forked process per mutant, the
+mutated ``utils.py`` installed as ``loaderspec_reference.utils``); the full mutation run over
+every statement and operator is ``python tools/mutate.py`` (not run here: tens of minutes).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from loaderspec.conform.requirements import load_requirements
 from loaderspec_suites import strategies as lst
 from loaderspec_suites.support.device_properties import check_device_round_trip, check_failed_move_is_undone
 from loaderspec_suites.support.modules import overlaps
+
+from .planted_mutants import PLANTED, ROOT, UTILS
+
+PLANTED_EXAMPLES = 20
+"""Examples per property for the planted mutants (each is killed within its first few)."""
+
+
+def _withdrawn(requirement) -> bool:
+    return bool(getattr(requirement, "withdrawn", False)) or requirement.title.lower().startswith("withdrawn")
+
+
+def test_every_requirement_has_a_planted_mutant():
+    live = {rid for rid, r in load_requirements().items() if not _withdrawn(r)}
+    assert not live - set(PLANTED), f"requirements without a planted mutant: {sorted(live - set(PLANTED))}"
+    assert not set(PLANTED) - live, f"planted mutants for no live requirement: {sorted(set(PLANTED) - live)}"
+
+
+def test_every_planted_mutant_applies_and_compiles():
+    source = UTILS.read_text(encoding="utf-8")
+    for requirement, planted in PLANTED.items():
+        mutated = planted.apply(source)
+        assert mutated != source, f"{requirement}: the planted mutant changes nothing"
+        compile(mutated, f"<{requirement} mutant>", "exec")
+
+
+@pytest.fixture(scope="module")
+def planted_results(tmp_path_factory) -> dict[str, dict]:
+    """Run every planted mutant once (2 workers); the verdict of each, by requirement."""
+    folder = tmp_path_factory.mktemp("planted")
+    source = UTILS.read_text(encoding="utf-8")
+    jobs = [
+        {"id": rid, "source": planted.apply(source), "tests": list(planted.tests), "max_examples": PLANTED_EXAMPLES}
+        for rid, planted in PLANTED.items()
+    ]
+    (folder / "jobs.json").write_text(json.dumps(jobs))
+    env = {**os.environ, "HYPOTHESIS_PROFILE": "ci"}
+    command = [sys.executable, str(ROOT / "tools" / "mutate.py"), "--jobs", str(folder / "jobs.json")]
+    command += ["--out", str(folder / "results.json"), "--workers", "2", "--timeout", "300"]
+    subprocess.run(command, cwd=ROOT, env=env, check=True)
+    return json.loads((folder / "results.json").read_text())
+
+
+@pytest.mark.parametrize("requirement", list(PLANTED))
+def test_planted_mutant_is_killed_by_its_requirement(planted_results, requirement):
+    planted = PLANTED[requirement]
+    result = planted_results[requirement]
+    assert result["status"] == "killed", (
+        f"{requirement}: the planted mutant ({planted.bug}) was not killed by {planted.tests}: {result}"
+    )
+    assert result["req"] == requirement, (
+        f"{requirement}: the planted mutant ({planted.bug}) was killed by {result['test']}, but as "
+        f"{result['req']}, not {requirement}: {result['message'][:300]}"
+    )
+
 
 _pin_memory = [False]
 """What the mutants' ``is_pin_memory_available()`` answers (set per example)."""

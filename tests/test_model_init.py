@@ -320,3 +320,98 @@ def test_transformers_backend_builds_the_real_model(impl, tmp_path):
     assert count >= expected_count > 0, (
         f"MI-3: the Transformers backend built {count} parameters for a model of {expected_count}"
     )
+
+
+# --- added by the mutation run (tools/mutants/survivors.md) ---
+
+
+@pytest.mark.req("MI-1")
+def test_the_model_config_given_picks_the_class(impl, tmp_path):
+    from loaderspec.support.model_folders import write_llama_folder
+
+    own = _recording_class(impl, [_keyword("config", True)], name="LoaderspecOwnToyForCausalLM")
+    chosen = _recording_class(impl, [_keyword("config", True)], name="LoaderspecChosenToyForCausalLM")
+    own_folder = write_llama_folder(tmp_path / "own", architectures=[own.__name__])
+    vllm_config = impl.vllm_config(impl.model_config(own_folder, model_impl="vllm"))
+    given_folder = write_llama_folder(tmp_path / "given", architectures=[chosen.__name__])
+    given = impl.model_config(given_folder, model_impl="vllm")
+    with impl.registered_model(own.__name__, own), impl.registered_model(chosen.__name__, chosen):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = impl.initialize_model(vllm_config, model_config=given)
+    assert type(model) is chosen, (
+        f"MI-1: with model_config given, the class must come from it ({chosen.__name__}), got {type(model).__name__}"
+    )
+
+
+@pytest.mark.req("MI-3")
+@pytest.mark.parametrize("var_positional", [False, True])
+@pytest.mark.parametrize("var_keyword", [False, True])
+def test_new_style_class_with_required_prefix_and_catch_alls(impl, vllm_config, var_positional, var_keyword):
+    from .support.errors import expect_success
+
+    vllm_config = vllm_config.value
+    params = [_keyword("vllm_config", True), _keyword("prefix", True)]
+    if var_positional:
+        params.insert(0, inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL))
+    if var_keyword:
+        params.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
+    model_class = _recording_class(impl, params)
+    shown = f"__init__(self, {', '.join(str(p) for p in params)})"
+    with expect_success("MI-3", shown), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = impl.initialize_model(vllm_config, prefix="model", model_class=model_class)
+    assert model.received.keys() == {"vllm_config", "prefix"}, f"MI-3: {shown} got {sorted(model.received)}"
+
+
+@pytest.mark.req("MI-4", "MI-6")
+@pytest.mark.parametrize("var_positional", [False, True])
+def test_old_style_catch_alls_need_nothing_more(impl, vllm_config, var_positional):
+    from .support.errors import expect_success
+
+    vllm_config = vllm_config.value
+    params = [_keyword("config", True), inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)]
+    if var_positional:
+        params.insert(0, inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL))
+    model_class = _recording_class(impl, params, name="OldStyleToy")
+    shown = f"__init__(self, {', '.join(str(p) for p in params)})"
+    with expect_success("MI-6", f"{shown}, which needs nothing the loader cannot give,"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = impl.initialize_model(vllm_config, model_class=model_class)
+    assert model.received.keys() == {"config"}, f"MI-4: {shown} got {sorted(model.received)}"
+
+
+@pytest.mark.req("MI-3")
+def test_prefix_defaults_to_empty(impl, vllm_config):
+    vllm_config = vllm_config.value
+    model_class = _recording_class(impl, [_keyword("vllm_config", True), _keyword("prefix", True)])
+    model = impl.initialize_model(vllm_config, model_class=model_class)
+    assert model.received.get("prefix") == "", (
+        f"MI-3: without a prefix the class got prefix={model.received.get('prefix')!r}"
+    )
+
+
+@pytest.mark.req("MI-5")
+@pytest.mark.parametrize("new_style", [True, False], ids=["new-style", "old-style"])
+def test_construction_scope_checks_compilation(impl, vllm_config, new_style):
+    from loaderspec.adapter import NotProvided
+
+    current_check_compile = getattr(impl, "current_check_compile", None)
+    if current_check_compile is None:  # an optional hook: not every implementation keeps the flag
+        raise NotProvided(impl.name, "hook current_check_compile()", "the adapter does not implement it")
+    vllm_config = vllm_config.value
+    seen: list[bool] = []
+
+    def __init__(self, **kwargs):
+        torch.nn.Module.__init__(self)
+        seen.append(current_check_compile())
+
+    names = ("vllm_config", "prefix") if new_style else ("config",)
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *(_keyword(n, True) for n in names)]
+    )
+    model_class = type("ToyModel", (torch.nn.Module,), {"__init__": __init__, "__module__": __name__})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        impl.initialize_model(vllm_config, model_class=model_class)
+    assert seen == [True], f"MI-5: the class was built with check_compile={seen}, not True"

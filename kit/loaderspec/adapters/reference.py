@@ -94,6 +94,10 @@ class ReferenceAdapter(Adapter):
     def current_vllm_config(self) -> tuple[Any, str | None]:
         return config._current.vllm_config, config.get_current_prefix()
 
+    def current_check_compile(self) -> bool:
+        """The ``check_compile`` flag of the current-config scope (optional hook, MI-5)."""
+        return config.get_current_check_compile()
+
     def pin_memory_available(self, available: bool) -> contextlib.AbstractContextManager[None]:
         return _patch_attribute(utils, "is_pin_memory_available", lambda: available)
 
