@@ -64,6 +64,7 @@ def header(adapter: Adapter, args: argparse.Namespace, seed: int | None, xfail_p
     return {
         "target": adapter.name,
         "target_version": adapter.version(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),  # UTC day of the run (the matrix's header)
         "spec_version": loaderspec.SPEC_VERSION,
         "loaderspec": loaderspec.__version__,
         "python": platform.python_version(),
