@@ -60,6 +60,18 @@ mkdir -p "$reports"
 export VLLM_CACHE_ROOT=${VLLM_CACHE_ROOT:-$(mktemp -d)}
 status=0
 "$venv/bin/loaderspec" conform --impl "$target" --profile ci --json "$reports/$label.json" || status=$?
+# The report is committed: make its paths independent of where this checkout and venv live.
+if [[ -f "$reports/$label.json" ]]; then
+    python3 - "$reports/$label.json" "$repo" "$venv" <<'PY'
+import sys
+from pathlib import Path
+
+report, repo, venv = Path(sys.argv[1]), sys.argv[2].rstrip("/"), sys.argv[3].rstrip("/")
+text = report.read_text(encoding="utf-8")
+text = text.replace(venv + "/", "$VENV/").replace(repo + "/", "")
+report.write_text(text, encoding="utf-8")
+PY
+fi
 echo "[conform-target] $label: install $installed s, conformance run $((SECONDS - start - installed)) s," \
     "total $((SECONDS - start)) s, exit status $status"
 exit "$status"

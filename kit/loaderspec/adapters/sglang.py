@@ -137,7 +137,7 @@ class _TorchvisionShim(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 def _torchvision_loads() -> bool:
     """Whether the installed torchvision (if any) imports beside this torch."""
     try:
-        import torchvision  # noqa: F401
+        importlib.import_module("torchvision")
     except Exception:  # ImportError, or RuntimeError from a build for another torch
         for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
             del sys.modules[name]
@@ -340,10 +340,12 @@ class SglangAdapter(Adapter):
     def supported_archs(self) -> list[str]:
         return list(self._registry().get_supported_archs())
 
-    def pin_memory_available(self, available: bool) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def pin_memory_available(self, available: bool) -> Iterator[None]:
         # device_loading_context calls the name is_pin_memory_available of loader.py
         # (bound there by `from sglang.srt.utils import ...`).
-        return _patch_attribute(self._import(LOADER_MODULE), "is_pin_memory_available", lambda: available)
+        with _patch_attribute(self._import(LOADER_MODULE), "is_pin_memory_available", lambda: available):
+            yield
 
 
 def _not_implemented(name: str) -> Any:

@@ -26,7 +26,16 @@ from typing import Any
 
 TITLE = "# Conformance matrix"
 README_BEGIN, README_END = "<!-- conformance-summary:begin -->", "<!-- conformance-summary:end -->"
-VERDICT_ORDER = ("passed", "expected failure", "failed", "unexpected pass", "not provided", "inconclusive")
+VERDICT_ORDER = (
+    "passed",
+    "expected failure",
+    "failed",
+    "unexpected pass",
+    "adapter error",
+    "unchecked",
+    "inconclusive",
+    "not provided",
+)
 """Verdicts named in the per-target counts, in this order (others follow, sorted)."""
 
 _NOT_PROVIDED = re.compile(r"not provided by [^:]+: (.+)")
@@ -125,8 +134,10 @@ def cell(requirement: dict[str, Any], report: Report) -> str:
         lines = [_cell_text(_first_error_line(t.get("message", "")))[:200] for t in failing[:1]]
         where = f" (`{failing[0]['nodeid'].split('/')[-1]}`)" if failing else ""
         return "**failed, unexpected**: " + "; ".join(lines) + where
-    if verdict in ("not provided", "skipped", "inconclusive"):
-        reason = _cell_text(_reason_of_skip(requirement, report, "not provided" if verdict == "not provided" else ""))
+    if verdict in ("not provided", "skipped", "inconclusive", "unchecked", "adapter error"):
+        # Reports since loaderspec 0.2 carry the reason; older ones only the tests' messages.
+        reason = requirement.get("reason") or _reason_of_skip(requirement, report, verdict)
+        reason = _cell_text(reason)
         return f"{verdict}: {reason}" if reason else verdict
     return verdict
 
