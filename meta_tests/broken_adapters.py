@@ -1,25 +1,35 @@
 """Deliberately broken adapters, for testing ``loaderspec conform`` itself.
 
 ``CRASHING`` kills its process when ``ParamMapping`` is constructed; ``HANGING``
-never returns from ``set_default_torch_dtype``; ``HOOKLESS`` implements no hooks.
+never returns from ``set_default_torch_dtype`` (and writes its pid to
+``$LOADERSPEC_META_PIDFILE`` first); ``HOOKLESS`` implements no hooks; ``WRONG_TYPES``
+returns a dict from ``model_config``; ``NO_SUPPORTS_QUANT`` lacks ``SupportsQuant``;
+``FAULTY`` fails in its own code (a NameError) when ``set_default_torch_dtype`` is
+called; ``NO_RESTORE`` wraps the reference implementation's ``device_loading_context``
+so that parameters are never restored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from loaderspec.adapter import Adapter, NotProvided
 from loaderspec.adapters.reference import ADAPTER as REFERENCE
+from loaderspec.adapters.reference import ReferenceAdapter
 
 
-class _Delegating(Adapter):
+class _Delegating(ReferenceAdapter):
+    """The reference with every hook; subclasses break one thing."""
+
     def version(self) -> str:
         return "broken-0"
 
-    def lookup(self, name: str) -> Any:
-        return REFERENCE.lookup(name)
+    def expected_failures(self) -> None:
+        return None
 
 
 class CrashingAdapter(_Delegating):
@@ -42,21 +52,78 @@ class HangingAdapter(_Delegating):
         if name == "set_default_torch_dtype":
 
             def hang(dtype: object) -> None:
+                pidfile = os.environ.get("LOADERSPEC_META_PIDFILE")
+                if pidfile:
+                    with open(pidfile, "w") as file:
+                        file.write(str(os.getpid()))
                 time.sleep(3600)
 
             return hang
         return super().lookup(name)
 
 
-class HooklessAdapter(_Delegating):
+class HooklessAdapter(Adapter):
     name = "hookless"
 
     def lookup(self, name: str) -> Any:
         if name == "ParamMapping":
             raise NotProvided(self.name, name)
+        return REFERENCE.lookup(name)
+
+
+class WrongTypesAdapter(_Delegating):
+    name = "wrong-types"
+
+    def model_config(self, folder: Any, **kwargs: Any) -> Any:
+        return {"model": str(folder)}
+
+
+class NoSupportsQuantAdapter(_Delegating):
+    name = "no-supports-quant"
+
+    def lookup(self, name: str) -> Any:
+        if name == "SupportsQuant":
+            raise NotProvided(self.name, name)
+        return super().lookup(name)
+
+
+class FaultyAdapter(_Delegating):
+    name = "faulty"
+
+    def lookup(self, name: str) -> Any:
+        if name == "set_default_torch_dtype":
+
+            def set_default_torch_dtype(dtype: object) -> Any:
+                return undefined_engine.set_default_torch_dtype(dtype)  # type: ignore[name-defined]  # noqa: F821
+
+            return set_default_torch_dtype
+        return super().lookup(name)
+
+
+class NoRestoreAdapter(_Delegating):
+    """An implementation that never restores parameters to the CPU (fails DL-4)."""
+
+    name = "no-restore"
+
+    def lookup(self, name: str) -> Any:
+        if name == "device_loading_context":
+
+            @contextlib.contextmanager
+            def device_loading_context(module: Any, target_device: Any) -> Iterator[Any]:
+                if target_device.type != "cpu":
+                    for parameter in module.parameters():
+                        if parameter.device.type == "cpu":
+                            parameter.data = parameter.data.to(target_device)
+                yield module
+
+            return device_loading_context
         return super().lookup(name)
 
 
 CRASHING = CrashingAdapter()
 HANGING = HangingAdapter()
 HOOKLESS = HooklessAdapter()
+WRONG_TYPES = WrongTypesAdapter()
+NO_SUPPORTS_QUANT = NoSupportsQuantAdapter()
+FAULTY = FaultyAdapter()
+NO_RESTORE = NoRestoreAdapter()

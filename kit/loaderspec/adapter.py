@@ -226,6 +226,8 @@ def load_adapter(spec: str | None = None) -> Adapter:
             f"cannot load implementation {spec!r}: importing {module_name!r} failed ({error}). "
             f"Give a built-in name ({known}) or an importable module defining ADAPTER."
         ) from error
+    except Exception as error:  # the adapter module's own fault: a syntax error, a raise on import
+        raise AdapterError(f"cannot load implementation {spec!r}: {_import_failure(module_name, error)}") from error
     candidates = [attribute] if attribute else ["ADAPTER", "make_adapter"]
     for candidate in candidates:
         obj = getattr(module, candidate, None)
@@ -236,3 +238,13 @@ def load_adapter(spec: str | None = None) -> Adapter:
             raise AdapterError(f"{module_name}:{candidate} is {type(adapter).__name__}, not a loaderspec Adapter")
         return adapter
     raise AdapterError(f"module {module_name!r} defines none of {candidates}: it is not an adapter module")
+
+
+def _import_failure(module_name: str, error: Exception) -> str:
+    """One line on why importing an adapter module raised: the exception and where."""
+    if isinstance(error, SyntaxError):
+        return f"{module_name} has a syntax error: {error.msg} ({error.filename}, line {error.lineno})"
+    import traceback
+
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    return f"importing {module_name} raised {type(error).__name__}: {error} ({frame.filename}, line {frame.lineno})"

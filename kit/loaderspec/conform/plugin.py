@@ -12,13 +12,15 @@ import json
 import os
 import re
 import signal
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from loaderspec.adapter import NotProvided
+from loaderspec.adapter import NotProvided, load_adapter
 
 # "60 passing examples, 0 failing examples" (older Hypothesis) or "60 passing, 0 failing"
 _EXAMPLES = re.compile(r"(\d+) passing(?: examples?)?, (?:and )?(\d+) failing")
@@ -28,6 +30,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("loaderspec conform")
     group.addoption("--loaderspec-events", default=None, help="write JSON-lines test events to this file")
     group.addoption("--loaderspec-timeout", type=float, default=0, help="seconds before a test is stopped (0: never)")
+    group.addoption("--loaderspec-check-adapter", action="store_true", help="check the adapter before any test")
 
 
 class _Events:
@@ -44,14 +47,44 @@ class _Events:
 
 _events: _Events | None = None
 _timeout: float = 0
+_adapter_files: frozenset[str] = frozenset()
+_collected_before_selection = 0
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _events, _timeout
+    global _events, _timeout, _adapter_files
     path = config.getoption("--loaderspec-events")
     _timeout = config.getoption("--loaderspec-timeout") or 0
     if path:
         _events = _Events(path)
+        _adapter_files = adapter_files(config.getoption("--impl", None))
+
+
+def adapter_files(impl: str | None) -> frozenset[str]:
+    """The source files of the adapter's class and its bases: code a failure can be the adapter's fault in."""
+    try:
+        adapter = load_adapter(impl)
+    except Exception:  # the suites' impl fixture reports it, as an error of every test
+        return frozenset()
+    files = set()
+    for cls in type(adapter).__mro__:
+        module = sys.modules.get(cls.__module__)
+        filename = getattr(module, "__file__", None)
+        if filename and cls.__module__ != "builtins":
+            files.add(str(Path(filename).resolve()))
+    return frozenset(files)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Check the adapter before any test runs; a broken one ends the session (the runner says why)."""
+    if _events is None or not session.config.getoption("--loaderspec-check-adapter"):
+        return
+    from loaderspec.conform.adapter_check import check_adapter
+
+    report = check_adapter(load_adapter(session.config.getoption("--impl", None)))
+    _events.write(event="adapter_check", problems=report.problems, not_provided=report.not_provided)
+    if report.problems:
+        pytest.exit("the adapter check failed", returncode=2)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -60,12 +93,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _events.close()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Count the tests before -k deselects any, to explain a -k that selects nothing."""
+    global _collected_before_selection
+    _collected_before_selection = len(items)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     if _events is not None:
         _events.write(
             event="collected",
             nodeids=[item.nodeid for item in session.items],
             requirements={item.nodeid: _requirements(item) for item in session.items},
+            before_selection=_collected_before_selection,
         )
 
 
@@ -150,16 +191,59 @@ def _examples(item: pytest.Item) -> int | None:
     return sum(int(passing) + int(failing) for passing, failing in phases) if phases else None
 
 
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    """``error`` and the exceptions it was raised from or while handling."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _skip_kind(error: BaseException | None) -> str:
+    """``not provided`` when the implementation or adapter lacks a name or hook; else
+    ``skipped``: this machine cannot run the test (a device, a compiler, a cache folder)."""
+    return "not provided" if any(isinstance(e, NotProvided) for e in _chain(error)) else "skipped"
+
+
+def _root(error: BaseException) -> BaseException:
+    """The exception a test failure is about: ``pytest.fail`` from the suites' ``expect_*``
+    helpers wraps the implementation's exception, which it was raised while handling."""
+    while isinstance(error, pytest.fail.Exception) and error.__context__ is not None:
+        error = error.__context__
+    return error
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [_root(error)]
+
+
+def _raised_in_adapter(error: BaseException) -> bool:
+    """Whether the innermost frame of ``error``'s traceback is in the adapter's own code."""
+    traceback = error.__traceback__
+    if traceback is None or not _adapter_files:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return str(Path(traceback.tb_frame.f_code.co_filename).resolve()) in _adapter_files
+
+
+def _is_adapter_error(error: BaseException) -> bool:
+    leaves = _leaves(error)
+    return bool(leaves) and all(_raised_in_adapter(leaf) for leaf in leaves)
+
+
 def _outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[str, str]:
+    error = call.excinfo.value if call.excinfo else None
     if report.passed:
         return "passed", ""
     if report.skipped:
         reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        reason = reason.removeprefix("Skipped: ")
-        kind = "not provided" if call.excinfo and call.excinfo.errisinstance(NotProvided) else "skipped"
-        if "not provided by" in reason:
-            kind = "not provided"
-        return kind, reason
+        return _skip_kind(error), reason.removeprefix("Skipped: ")
+    if error is not None and _is_adapter_error(error):
+        return "adapter error", report.longreprtext
     return ("error" if report.when != "call" else "failed"), report.longreprtext
 
 

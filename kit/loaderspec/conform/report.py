@@ -1,29 +1,95 @@
-"""From test outcomes to a verdict per requirement, and the report's text and JSON forms."""
+"""From test outcomes to a verdict per requirement and for the run; the report's text and
+JSON forms.
+
+Test outcomes (what the child pytest process saw, per test):
+``passed``; ``failed`` / ``error`` (the implementation failed the test, in its body or
+its setup); ``crashed`` (the process died running it); ``adapter error`` (the failure
+was raised from the adapter's own code); ``timeout``; ``not run`` (collected, but the
+crash limit ended the run first); ``not provided`` (the implementation or the adapter
+lacks a name or hook); ``skipped`` (this machine cannot run it: no compiler, unusable
+cache folder, no device).
+
+Requirement verdicts, worst first (:data:`VERDICT_ORDER`; the worst outcome of the tests
+citing a requirement wins, see :data:`LEGEND`). Run verdicts and exit statuses:
+:data:`EXIT_STATUSES`.
+
+JSON report (``--json``), kept backward compatible (keys are only ever added)::
+
+    {
+      "header": {target, target_version, spec_version, loaderspec, python, torch,
+                 transformers, hypothesis, profile, seed, xfails, missing_hooks,
+                 platform, elapsed_s, notes: [str]},
+      "summary": {"requirements": {verdict: count}, "tests": {outcome: count},
+                  "exit_status": int, "verdict": "PASS" | "FAIL" | "INCOMPLETE" |
+                  "ADAPTER ERROR", "verdict_line": str, "examples": int},
+      "requirements": [{id, level, title, verdict, tests: [nodeid], examples,
+                        expected_failure: xfail | null, reason: str}],
+      "tests": [{nodeid, outcome, requirements, duration, examples, message,
+                 expected_failure: xfail | null, reproduction}],
+      "stale_xfails": [xfail],
+      "unexpected_passes": [xfail]
+    }
+
+where ``xfail`` is ``{id, reason, evidence, test, match}`` (``test`` and ``match`` may
+be null).
+"""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from loaderspec.conform.requirements import Requirement
 from loaderspec.conform.xfails import Xfail
 
-FAILING = ("failed", "error", "timeout", "crashed", "not run")
-"""Outcomes that make a run fail unless expected ("not run": collected, never run)."""
+IMPLEMENTATION_FAILURES = ("failed", "error", "crashed")
+"""Test outcomes that are the implementation's failures (an expected-failure entry may excuse them)."""
+UNCHECKED = ("skipped", "timeout", "not run")
+"""Test outcomes that leave the cited requirements unchecked by this machine."""
+FAILING = (*IMPLEMENTATION_FAILURES, "adapter error", "timeout", "not run")
+"""Outcomes listed among the run's failures unless excused."""
+
 REQ_IN_MESSAGE = re.compile(r"\b([A-Z]{2}-\d+)\b")
 
-# Worst first: the verdict of a requirement is the worst outcome attributed to it.
 VERDICT_ORDER = (
     "failed",
-    "not run",
+    "adapter error",
     "unexpected pass",
+    "unchecked",
+    "inconclusive",
+    "not provided",
     "expected failure",
     "passed",
-    "inconclusive",  # its only tests failed on other requirements first
-    "not provided",
-    "skipped",
-    "not selected",  # no test citing it was collected (-k)
+    "not selected",
 )
+"""Requirement verdicts, worst first: a requirement gets the worst its tests say about it."""
+
+LEGEND = {
+    "passed": "every test citing it ran and passed",
+    "failed": "a test failed on it and no expected-failure entry excuses that failure",
+    "expected failure": "it failed exactly as an entry of the expected-failure file says",
+    "unexpected pass": "an expected-failure entry names it, but its tests passed: update the file",
+    "adapter error": "a failure was raised from the adapter's own code: fix the adapter",
+    "unchecked": "this machine could not check it (no compiler, unusable cache, timeout, crash limit)",
+    "inconclusive": "its tests stopped at a failure of another requirement first",
+    "not provided": "the implementation or the adapter lacks a name or hook one of its tests needs",
+    "not selected": "no test citing it was selected (-k)",
+}
+"""What each requirement verdict means (printed under the table, and in the README)."""
+
+COLUMNS = "ID, level (MUST/SHOULD/MAY), verdict, tests citing it, Hypothesis examples run (1 per plain test), note"
+
+EXIT_STATUSES = {
+    0: "PASS: every MUST requirement in scope was checked and passed or failed as expected",
+    1: "FAIL: a MUST requirement failed unexpectedly or passed unexpectedly (--require-all: or is not provided)",
+    2: "bad input, refused before any test ran (options, expected-failure file, a broken adapter)",
+    3: "INCOMPLETE: no failure, but this machine left a MUST requirement unchecked",
+    4: "ADAPTER ERROR: a failure came from the adapter's own code, not the implementation",
+    130: "interrupted (SIGINT, Ctrl-C)",
+    143: "terminated (SIGTERM)",
+}
 
 
 @dataclass
@@ -38,15 +104,31 @@ class TestResult:
     message: str = ""
     expected_failure: Xfail | None = None
     reproduction: str = ""
+    unexcused: list[str] = field(default_factory=list)
+    """The requirements of this failure no expected-failure entry excuses."""
+    excused_by: list[Xfail] = field(default_factory=list)
+    """The expected-failure entries that excuse (some of) its error lines."""
 
     @property
     def failing(self) -> bool:
         return self.outcome in FAILING
 
+    @property
+    def examples_run(self) -> int:
+        """Hypothesis examples run; a plain test that ran counts 1."""
+        if self.examples is not None:
+            return self.examples
+        return 1 if self.outcome in ("passed", *IMPLEMENTATION_FAILURES, "adapter error") else 0
+
     def failing_requirements(self) -> list[str]:
         """The cited requirements this failure is about: those its message names, else all."""
-        named = [r for r in REQ_IN_MESSAGE.findall("\n".join(error_lines(self.message))) if r in self.requirements]
+        named = [r for line in error_lines(self.message) for r in _named(line, self.requirements)]
         return sorted(set(named)) or list(self.requirements)
+
+    def first_line(self) -> str:
+        """The failure's first error line (or the first line of its message)."""
+        lines = error_lines(self.message) or self.message.strip().splitlines()
+        return lines[0] if lines else self.outcome
 
 
 ERROR_LINE = re.compile(r"^(\w+(Error|Exception)|Failed|[A-Z]{2}-\d+):")
@@ -62,128 +144,252 @@ def error_lines(message: str) -> list[str]:
     return [text for text in stripped if ERROR_LINE.match(text)]
 
 
+def _named(line: str, cited: Iterable[str]) -> list[str]:
+    return [r for r in REQ_IN_MESSAGE.findall(line) if r in cited]
+
+
+def missing_name(message: str) -> str:
+    """The name a "not provided" outcome is about (from ``not provided by IMPL: NAME (detail)``)."""
+    found = re.search(r"not provided by [^:]+: (.+?)(?: \(|$)", message)
+    return found.group(1) if found else message.strip()[:80]
+
+
 @dataclass
 class RequirementVerdict:
     id: str
     level: str
     title: str
-    verdict: str = "not run"
+    verdict: str = "not selected"
     tests: list[str] = field(default_factory=list)
     examples: int = 0
     expected_failure: Xfail | None = None
+    reason: str = ""
+    """Why the verdict is not "passed": the missing names, the machine's reason, the entry's reason."""
 
 
-def _worst(outcomes: list[str]) -> str:
-    return min(outcomes, key=VERDICT_ORDER.index) if outcomes else "not selected"
+@dataclass
+class Judgement:
+    """Everything the run's verdict rests on."""
+
+    verdicts: list[RequirementVerdict]
+    stale: list[Xfail]
+    unexpected_passes: list[Xfail]
+
+
+def excuse(results: list[TestResult], xfails: list[Xfail]) -> None:
+    """Mark each failure expected or not, error line by error line.
+
+    An error line is about the cited requirements it names (else every requirement the
+    failure is about); it is excused when, for each of them, an entry names that
+    requirement, covers the test and its ``match`` (if any) is found in the line.
+    """
+    for result in results:
+        result.expected_failure, result.unexcused, result.excused_by = None, [], []
+        if result.outcome not in IMPLEMENTATION_FAILURES:
+            continue
+        lines = error_lines(result.message) or [result.first_line()]
+        used: list[Xfail] = []
+        unexcused: set[str] = set()
+        for line in lines:
+            for requirement in _named(line, result.requirements) or result.failing_requirements():
+                entry = next((x for x in xfails if x.excuses(requirement, result.nodeid, line)), None)
+                if entry is None:
+                    unexcused.add(requirement)
+                else:
+                    used.append(entry)
+        result.unexcused, result.excused_by = sorted(unexcused), used
+        if used and not unexcused:
+            result.expected_failure = used[0]
 
 
 def _attributed(result: TestResult, req_id: str) -> str:
     """What ``result`` says about ``req_id``."""
-    if result.outcome == "not run":
-        return "not run"
-    if result.failing:
+    if result.outcome in IMPLEMENTATION_FAILURES:
         if req_id not in result.failing_requirements():
             return "inconclusive"
-        return "expected failure" if result.expected_failure else "failed"
-    if result.outcome == "passed":
-        return "unexpected pass" if result.expected_failure else "passed"
-    return result.outcome if result.outcome in VERDICT_ORDER else "skipped"
+        return "failed" if req_id in result.unexcused else "expected failure"
+    if result.outcome in UNCHECKED:
+        return "unchecked"
+    if result.outcome in ("passed", "adapter error", "not provided"):
+        return result.outcome
+    return "unchecked"
 
 
-def judge(
-    results: list[TestResult], requirements: dict[str, Requirement], xfails: list[Xfail]
-) -> tuple[list[RequirementVerdict], list[Xfail]]:
-    """Per-requirement verdicts, and the expected-failure entries that match nothing (stale).
+def _reason(verdict: str, cited: list[TestResult], req_id: str, entry: Xfail | None) -> str:
+    if verdict == "not provided":
+        return ", ".join(sorted({missing_name(r.message) for r in cited if r.outcome == "not provided"}))
+    if verdict == "unchecked":
+        return next((r.first_line() for r in cited if r.outcome in UNCHECKED), "")
+    if verdict in ("expected failure", "unexpected pass") and entry is not None:
+        return entry.reason
+    if verdict == "inconclusive":
+        others = {o for r in cited if r.outcome in IMPLEMENTATION_FAILURES for o in r.failing_requirements()}
+        return "stopped at " + ", ".join(sorted(others - {req_id}))
+    if verdict in ("failed", "adapter error"):
+        return next((r.first_line() for r in cited if _attributed(r, req_id) == verdict), "")
+    return ""
+
+
+def _entry_status(entry: Xfail, results: list[TestResult]) -> str:
+    """``used``, ``unexpected pass`` (its tests all passed), ``stale`` (they failed otherwise)
+    or ``unchecked`` (none of its tests ran here, e.g. not selected with -k)."""
+    relevant = [r for r in results if entry.id in r.requirements and entry.covers_test(r.nodeid)]
+    ran = [r for r in relevant if r.outcome == "passed" or r.outcome in IMPLEMENTATION_FAILURES]
+    if any(entry in r.excused_by for r in ran):
+        return "used"
+    if not ran:
+        return "unchecked"
+    return "unexpected pass" if all(r.outcome == "passed" for r in ran) else "stale"
+
+
+def judge(results: list[TestResult], requirements: dict[str, Requirement], xfails: list[Xfail]) -> Judgement:
+    """Per-requirement verdicts, and the expected-failure entries that passed or matched nothing.
 
     A failing test counts against the requirements its message names (else all it
-    cites); a passing test counts for all it cites; the worst outcome wins. A
-    failure is expected when an entry names its test, or names every requirement it
-    fails. An entry whose test, or requirement, passes is an unexpected pass.
+    cites), for the others it is inconclusive; the worst outcome wins (VERDICT_ORDER).
     """
-    by_requirement = {x.id: x for x in xfails if x.is_requirement}
-    for result in results:
-        by_test = next((x for x in xfails if x.matches_test(result.nodeid)), None)
-        failing = result.failing_requirements() if result.failing else []
-        if by_test is not None and (result.failing or result.outcome == "passed"):
-            result.expected_failure = by_test
-        elif failing and all(r in by_requirement for r in failing):
-            result.expected_failure = by_requirement[failing[0]]
-
+    excuse(results, xfails)
+    status = {entry: _entry_status(entry, results) for entry in xfails}
+    unexpected = [entry for entry, s in status.items() if s == "unexpected pass"]
     verdicts = []
     for requirement in requirements.values():
         cited = [r for r in results if requirement.id in r.requirements]
         outcomes = [_attributed(r, requirement.id) for r in cited]
-        verdict = RequirementVerdict(
-            requirement.id,
-            requirement.level,
-            requirement.title,
-            verdict=_worst(outcomes),
-            tests=[r.nodeid for r in cited],
-            examples=sum(r.examples or (1 if r.outcome == "passed" else 0) for r in cited),
-            expected_failure=by_requirement.get(requirement.id),
+        worst = min(outcomes, key=VERDICT_ORDER.index) if outcomes else "not selected"
+        entries = [x for x in xfails if x.id == requirement.id]
+        if worst in ("passed", "expected failure") and any(x in unexpected for x in entries):
+            worst = "unexpected pass"
+        entry = next((x for x in entries if status[x] != "unchecked"), entries[0] if entries else None)
+        verdicts.append(
+            RequirementVerdict(
+                requirement.id,
+                requirement.level,
+                requirement.title,
+                verdict=worst,
+                tests=[r.nodeid for r in cited],
+                examples=sum(r.examples_run for r in cited),
+                expected_failure=entry,
+                reason=_reason(worst, cited, requirement.id, entry),
+            )
         )
-        if verdict.expected_failure is not None and verdict.verdict == "passed":
-            verdict.verdict = "unexpected pass"
-        verdicts.append(verdict)
-
-    ran = {v.id for v in verdicts if v.tests}
-    stale = [
-        x
-        for x in xfails
-        if (x.id not in ran if x.is_requirement else not any(x.matches_test(r.nodeid) for r in results))
-    ]
-    return verdicts, stale
+    stale = [entry for entry, s in status.items() if s == "stale"]
+    return Judgement(verdicts, stale, unexpected)
 
 
-def exit_status(results: list[TestResult], verdicts: list[RequirementVerdict]) -> int:
-    """1 on any unexpected failure or unexpected pass, or when no test ran; else 0."""
-    if not results:
-        return 1
-    unexpected_failure = any(r.failing and r.expected_failure is None for r in results)
-    unexpected_pass = any(v.verdict == "unexpected pass" for v in verdicts) or any(
-        r.outcome == "passed" and r.expected_failure is not None for r in results
-    )
-    return 1 if unexpected_failure or unexpected_pass else 0
+@dataclass
+class RunVerdict:
+    word: str
+    exit_status: int
+    line: str
 
 
-def counts(verdicts: list[RequirementVerdict]) -> dict[str, int]:
-    tally: dict[str, int] = {}
-    for verdict in verdicts:
-        tally[verdict.verdict] = tally.get(verdict.verdict, 0) + 1
-    return tally
+def _ids(verdicts: list[RequirementVerdict]) -> str:
+    shown = ", ".join(v.id for v in verdicts[:12])
+    return shown + (f" and {len(verdicts) - 12} more" if len(verdicts) > 12 else "")
+
+
+def run_verdict(results: list[TestResult], judgement: Judgement, *, require_all: bool = False) -> RunVerdict:
+    """The run's verdict: FAIL > ADAPTER ERROR > INCOMPLETE > PASS, over MUST requirements
+    (SHOULD and MAY failures are warnings). Failures no requirement is cited for (a suite
+    module that cannot be imported) fail the run too."""
+    verdicts = judgement.verdicts
+    must = [v for v in verdicts if v.level == "MUST"]
+    by = {word: [v for v in must if v.verdict == word] for word in VERDICT_ORDER}
+    failed = by["failed"] + by["unexpected pass"] + (by["not provided"] if require_all else [])
+    orphans = [r for r in results if r.failing and not r.requirements]
+    if failed or orphans:
+        what = f"{len(failed)} MUST requirement(s) failed: {_ids(failed)}" if failed else ""
+        if orphans:
+            what = "; ".join(filter(None, [what, f"{len(orphans)} suite error(s) outside any requirement"]))
+        return RunVerdict("FAIL", 1, f"FAIL: {what}")
+    if by["adapter error"]:
+        return RunVerdict("ADAPTER ERROR", 4, f"ADAPTER ERROR in {_ids(by['adapter error'])}: fix the adapter")
+    unchecked = by["unchecked"] + by["inconclusive"]
+    if unchecked or not results:
+        what = f"{len(unchecked)} MUST requirement(s) left unchecked: {_ids(unchecked)}" if results else "no test ran"
+        return RunVerdict("INCOMPLETE", 3, f"INCOMPLETE: {what}")
+    in_scope = [v for v in verdicts if v.verdict != "not selected"]
+    checked = [v for v in in_scope if v.verdict not in ("not provided", "unchecked", "inconclusive")]
+    scope = [f"PASS for {len(checked)} of {len(verdicts)} requirements"]
+    not_provided = [v for v in in_scope if v.verdict == "not provided"]
+    if not_provided:
+        scope.append(f"{len(not_provided)} not provided")
+    not_selected = len(verdicts) - len(in_scope)
+    if not_selected:
+        scope.append(f"{not_selected} not selected")
+    warnings = [v for v in verdicts if v.level != "MUST" and v.verdict in ("failed", "unexpected pass")]
+    if warnings:
+        scope.append(f"{len(warnings)} SHOULD/MAY warning(s)")
+    return RunVerdict("PASS", 0, "; ".join(scope))
+
+
+def tally(items: Iterable[str]) -> dict[str, int]:
+    """Counts of each word, in order of first appearance (the one tally of the report)."""
+    return dict(Counter(items))
+
+
+def plain_counts(counts: dict[str, int]) -> str:
+    """``{'passed': 49, 'failed': 1}`` as ``49 passed, 1 failed``."""
+    return ", ".join(f"{n} {word}" for word, n in counts.items()) or "none"
+
+
+def test_outcomes(results: list[TestResult]) -> dict[str, int]:
+    return tally("expected failure" if r.expected_failure else r.outcome for r in results)
 
 
 def render_table(verdicts: list[RequirementVerdict]) -> str:
-    """The per-requirement table: ID, level, verdict, tests, examples, expected-failure reason."""
+    """The per-requirement table: ID, level, verdict, tests, examples, note."""
     rows = [("ID", "level", "verdict", "tests", "examples", "note")]
     for v in verdicts:
-        note = v.expected_failure.reason if v.expected_failure and v.verdict != "passed" else ""
-        rows.append((v.id, v.level, v.verdict, str(len(v.tests)), str(v.examples), note))
+        rows.append((v.id, v.level, v.verdict, str(len(v.tests)), str(v.examples), v.reason))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = []
     for index, row in enumerate(rows):
         cells = [cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True)]
-        lines.append("  ".join(cells) + ("  " + row[5] if row[5] else ""))
+        lines.append(("  ".join(cells) + ("  " + row[5][:100] if row[5] else "")).rstrip())
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def render_legend(verdicts: list[RequirementVerdict]) -> str:
+    """The meaning of the columns and of each verdict word the table uses."""
+    used = {v.verdict for v in verdicts}
+    width = max(len(word) for word in LEGEND)
+    lines = [f"columns: {COLUMNS}"]
+    lines += [f"  {word.ljust(width)}  {meaning}" for word, meaning in LEGEND.items() if word in used]
     return "\n".join(lines)
 
 
 def render_markdown_table(verdicts: list[RequirementVerdict]) -> str:
     lines = ["| requirement | level | verdict | tests | examples | note |", "|---|---|---|---|---|---|"]
     for v in verdicts:
-        note = ""
-        if v.expected_failure and v.verdict != "passed":
+        note = v.reason
+        if v.expected_failure and v.verdict in ("expected failure", "unexpected pass"):
             note = f"{v.expected_failure.reason} ([evidence]({v.expected_failure.evidence}))"
         lines.append(f"| {v.id} {v.title} | {v.level} | {v.verdict} | {len(v.tests)} | {v.examples} | {note} |")
     return "\n".join(lines)
 
 
-def to_json(header: dict, results: list[TestResult], verdicts: list[RequirementVerdict], stale: list[Xfail]) -> dict:
+def to_json(header: dict, results: list[TestResult], judgement: Judgement, verdict: RunVerdict) -> dict:
+    tests = []
+    for result in results:
+        entry = asdict(result)
+        entry.pop("unexcused")
+        entry.pop("excused_by")
+        tests.append(entry)
     return {
         "header": header,
-        "summary": {"requirements": counts(verdicts), "exit_status": exit_status(results, verdicts)},
-        "requirements": [asdict(verdict) for verdict in verdicts],
-        "tests": [asdict(result) for result in results],
-        "stale_xfails": [asdict(entry) for entry in stale],
+        "summary": {
+            "requirements": tally(v.verdict for v in judgement.verdicts),
+            "tests": test_outcomes(results),
+            "examples": sum(r.examples_run for r in results),
+            "exit_status": verdict.exit_status,
+            "verdict": verdict.word,
+            "verdict_line": verdict.line,
+        },
+        "requirements": [asdict(v) for v in judgement.verdicts],
+        "tests": tests,
+        "stale_xfails": [asdict(entry) for entry in judgement.stale],
+        "unexpected_passes": [asdict(entry) for entry in judgement.unexpected_passes],
     }

@@ -1,10 +1,12 @@
-"""``loaderspec conform``: run the suites against an implementation and give a verdict
-per requirement.
+"""loaderspec conform: run the property suites against an implementation, and give a
+verdict per requirement and one for the run.
 
 The suites run in a child pytest process that streams its results (see
-:mod:`loaderspec.conform.plugin`); if the child dies (a segfault in the
-implementation), the test it was running is reported as crashed and the rest are
-run in a fresh child.
+loaderspec.conform.plugin). If the child dies (a segfault in the implementation), the
+test it was running is reported as crashed and the rest run in a fresh child, up to
+--max-crashes times. Before any test runs, the options, the output paths, the
+expected-failure file and the adapter are checked; bad input is refused with one line
+and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,23 +16,50 @@ import json
 import os
 import platform
 import random
-import re
+import shlex
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any, NoReturn
 
 import loaderspec
-from loaderspec.adapter import Adapter, AdapterError, load_adapter
-from loaderspec.conform.report import TestResult, counts, error_lines, exit_status, judge, render_table, to_json
-from loaderspec.conform.requirements import load_requirements
-from loaderspec.conform.xfails import Xfail, XfailFileError, dump_xfails, load_xfails
+from loaderspec.adapter import DEFAULT_IMPL, ENV_VAR, Adapter, AdapterError, load_adapter
+from loaderspec.conform import console
+from loaderspec.conform.report import (
+    EXIT_STATUSES,
+    Judgement,
+    TestResult,
+    judge,
+    render_markdown_table,
+    run_verdict,
+    to_json,
+)
+from loaderspec.conform.requirements import Requirement, load_requirements
+from loaderspec.conform.xfails import Xfail, XfailFileError, dump_xfails, load_xfails, match_pattern
 
 PROFILES = ("ci", "dev", "thorough")
-MAX_RESTARTS = 5
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_MAX_CRASHES = 5
 _INI = "[pytest]\n"  # the suites' conftest registers what they need; no project ini applies
+
+
+class BadInput(Exception):
+    """Refused before any test runs; the message is the one line printed (exit status 2)."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; the child's process group is ended and temporary files removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def suites_dir() -> Path:
@@ -39,65 +68,142 @@ def suites_dir() -> Path:
     return Path(loaderspec_suites.__file__).parent
 
 
+def _epilog() -> str:
+    statuses = "\n".join(f"  {status:>3}  {meaning}" for status, meaning in EXIT_STATUSES.items())
+    return (
+        "PASS means every MUST requirement in scope was checked and passed, or failed as an\n"
+        "entry of the expected-failure file says. SHOULD and MAY failures are warnings.\n"
+        "Requirements the implementation does not provide are listed, and the verdict line\n"
+        "says the scope (PASS for 47 of 50 requirements; 3 not provided).\n\n"
+        f"exit statuses:\n{statuses}"
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, not the usage block: a bad option is bad input like any other."""
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="loaderspec conform", description=__doc__)
-    parser.add_argument("--impl", default=None, help="reference (default), vllm, or module[:attribute] of an adapter")
-    parser.add_argument("--profile", choices=PROFILES, default="ci", help="Hypothesis profile (default: ci)")
-    parser.add_argument("--seed", type=int, default=None, help="Hypothesis seed for dev/thorough (default: random)")
-    parser.add_argument("--json", type=Path, default=None, help="write the full report as JSON here")
-    parser.add_argument("--xfails", type=Path, default=None, help="expected-failure file (default: the adapter's)")
-    parser.add_argument("--write-xfails", type=Path, default=None, help="write the current failures as a starting file")
-    parser.add_argument("-k", dest="keyword", default=None, help="only tests matching this pytest -k expression")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds before a hanging test is stopped")
-    parser.add_argument("--markdown", type=Path, default=None, help="write the requirement table as Markdown here")
+    parser = parser or _Parser(
+        prog="loaderspec conform",
+        description=__doc__,
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--impl", default=None, help=f"reference (default), vllm, or module[:attribute] of an adapter (${ENV_VAR})")
+    add("--check-adapter", action="store_true", help="only check the adapter (every hook once, every name); no tests")
+    add("--profile", choices=PROFILES, default="ci", help="Hypothesis profile (default: ci, derandomized)")
+    add("--seed", type=int, default=None, help="Hypothesis seed, for the dev and thorough profiles (default: random)")
+    add("-k", dest="keyword", default=None, help="only the tests matching this pytest -k expression")
+    add("--xfails", type=Path, default=None, help="expected-failure file (default: the adapter's)")
+    add("--write-xfails", type=Path, default=None, help="write the failures seen as an expected-failure file")
+    add("--force", action="store_true", help="let --write-xfails overwrite an existing file")
+    add("--require-all", action="store_true", help="a MUST requirement not provided fails the run")
+    add("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds before a hanging test is stopped (300)")
+    add("--max-crashes", type=int, default=DEFAULT_MAX_CRASHES, help="test-process deaths tolerated; then stop (5)")
+    add("--json", type=Path, default=None, help="write the full report as JSON here")
+    add("--markdown", type=Path, default=None, help="write the requirement table as Markdown here")
     return parser
 
 
-def _version(distribution: str) -> str:
+# --- checks before any test runs ---------------------------------------------------
+
+
+def validate_options(args: argparse.Namespace) -> None:
+    """Refuse option values that cannot mean anything (BadInput, one line)."""
+    if args.impl is not None and not args.impl.strip():
+        raise BadInput(f"--impl is empty; give reference, vllm, or an adapter module (or leave it out: ${ENV_VAR})")
+    if not args.timeout > 0:
+        raise BadInput(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if args.max_crashes < 0:
+        raise BadInput(f"--max-crashes must be 0 or more, got {args.max_crashes}")
+    if args.seed is not None and args.profile == "ci":
+        raise BadInput(
+            "--seed has no effect with the ci profile (derandomized: its examples are fixed); "
+            "use --profile dev or thorough with --seed, or drop --seed"
+        )
+    if args.keyword is not None and not args.keyword.strip():
+        raise BadInput("-k is empty; give a pytest -k expression such as test_device_state_is_restored")
+    check_output_paths(args)
+
+
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Every file the run will write must be writable now, not after the whole run."""
+    for option, path in (("--json", args.json), ("--markdown", args.markdown), ("--write-xfails", args.write_xfails)):
+        if path is None:
+            continue
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise BadInput(f"{option} {path} is a folder; give a file path")
+        if not folder.is_dir():
+            raise BadInput(f"{option} {path}: the folder {folder} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise BadInput(f"{option} {path} is not writable")
+    if args.write_xfails is not None and args.write_xfails.exists() and not args.force:
+        raise BadInput(f"--write-xfails {args.write_xfails} exists; it may be curated: add --force to overwrite it")
+
+
+def load_target(args: argparse.Namespace) -> Adapter:
     try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+        return load_adapter(args.impl)
+    except AdapterError as error:
+        raise BadInput(str(error)) from error
 
 
-def header(adapter: Adapter, args: argparse.Namespace, seed: int | None, xfail_path: Path | None) -> dict:
-    return {
-        "target": adapter.name,
-        "target_version": adapter.version(),
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),  # UTC day of the run (the matrix's header)
-        "spec_version": loaderspec.SPEC_VERSION,
-        "loaderspec": loaderspec.__version__,
-        "python": platform.python_version(),
-        "torch": _version("torch"),
-        "transformers": _version("transformers"),
-        "hypothesis": _version("hypothesis"),
-        "profile": args.profile,
-        "seed": "derandomized" if seed is None else seed,
-        "xfails": str(xfail_path) if xfail_path else None,
-        "missing_hooks": adapter.missing_hooks(),
-        "platform": platform.platform(),
-    }
+def load_expected_failures(args: argparse.Namespace, adapter: Adapter, known: dict) -> tuple[Path | None, list[Xfail]]:
+    try:
+        path = args.xfails or adapter.expected_failures()
+        return path, (load_xfails(path, known_ids=known) if path else [])
+    except (AdapterError, XfailFileError) as error:
+        raise BadInput(str(error)) from error
 
 
-def _child_command(
-    args: argparse.Namespace, seed: int | None, events: Path, ini: Path, deselect: list[str]
-) -> list[str]:
+# --- the child processes ------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    """What the run was asked for, after validation."""
+
+    args: argparse.Namespace
+    impl: str
+    seed: int | None
+    xfail_path: Path | None
+
+    @property
+    def timeout(self) -> float:
+        return float(self.args.timeout)
+
+
+@dataclass
+class SuiteRun:
+    results: list[TestResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    adapter_problems: list[str] = field(default_factory=list)
+    collected: dict[str, list[str]] = field(default_factory=dict)
+    before_selection: int | None = None
+
+
+def _child_command(settings: Settings, events: Path, workdir: Path, deselect: list[str], first: bool) -> list[str]:
+    args = settings.args
     command = [
         sys.executable, "-m", "pytest", str(suites_dir()),
-        "-c", str(ini), "--rootdir", str(suites_dir()),
+        "-c", str(workdir / "pytest.ini"), "--rootdir", str(suites_dir()), "--basetemp", str(workdir / "tmp"),
         "-p", "loaderspec.conform.plugin", "-p", "no:cacheprovider",
         "--loaderspec-events", str(events), "--loaderspec-timeout", str(args.timeout),
-        f"--hypothesis-profile={args.profile}",
+        f"--hypothesis-profile={args.profile}", "--impl", settings.impl,
         "-q", "--tb=short", "-rN", "--no-header",
     ]  # fmt: skip
-    if args.impl:
-        command += ["--impl", args.impl]
-    if seed is not None:
-        command.append(f"--hypothesis-seed={seed}")
+    if first:
+        command.append("--loaderspec-check-adapter")
+    if settings.seed is not None:
+        command.append(f"--hypothesis-seed={settings.seed}")
     if args.keyword:
         command += ["-k", args.keyword]
-    command += [f"--deselect={nodeid}" for nodeid in deselect]
-    return command
+    return command + [f"--deselect={nodeid}" for nodeid in deselect]
 
 
 def _read_events(path: Path) -> list[dict]:
@@ -112,17 +218,11 @@ def _read_events(path: Path) -> list[dict]:
     return events
 
 
-def _cited(nodeid: str, events: list[dict]) -> list[str]:
-    for event in events:
-        if event["event"] == "collected":
-            return event.get("requirements", {}).get(nodeid, [])
-    return []
+_RANK = ("crashed", "adapter error", "timeout", "error", "failed", "not provided", "skipped", "passed")
 
 
 def _merge(results: dict[str, TestResult], event: dict) -> None:
     """Fold one result event in: a test's outcome is its worst phase's."""
-    rank = ("crashed", "timeout", "error", "failed", "not provided", "skipped", "passed")
-    current = results.get(event["nodeid"])
     new = TestResult(
         nodeid=event["nodeid"],
         outcome=event["outcome"],
@@ -131,180 +231,251 @@ def _merge(results: dict[str, TestResult], event: dict) -> None:
         examples=event["examples"],
         message=event["message"],
     )
+    current = results.get(new.nodeid)
     if current is None:
         results[new.nodeid] = new
         return
     current.duration += new.duration
     current.examples = current.examples if new.examples is None else new.examples
-    if rank.index(new.outcome) < rank.index(current.outcome):
+    if _RANK.index(new.outcome) < _RANK.index(current.outcome):
         current.outcome, current.message = new.outcome, new.message
 
 
-def run_suites(args: argparse.Namespace, seed: int | None, workdir: Path) -> tuple[list[TestResult], list[str]]:
-    """Run the suites in child processes until every collected test has a result.
+def _run_child(command: list[str]) -> int:
+    """Run the child in its own process group; on SIGINT/SIGTERM (Interrupted) end the group."""
+    child = subprocess.Popen(command, start_new_session=True)
+    try:
+        return child.wait()
+    except BaseException:
+        _end_process_group(child)
+        raise
 
-    Returns the results and notes about what could not be run.
-    """
-    ini = workdir / "pytest.ini"
-    ini.write_text(_INI)
-    results: dict[str, TestResult] = {}
-    notes: list[str] = []
-    collected: dict[str, list[str]] = {}
-    for attempt in range(MAX_RESTARTS + 1):
+
+def _end_process_group(child: subprocess.Popen) -> None:
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            child.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _fold_events(run: SuiteRun, results: dict[str, TestResult], events: list[dict]) -> None:
+    for event in events:
+        if event["event"] == "collected" and not run.collected:
+            run.collected = {n: event.get("requirements", {}).get(n, []) for n in event["nodeids"]}
+            run.before_selection = event.get("before_selection")
+        elif event["event"] == "adapter_check":
+            run.adapter_problems = event["problems"]
+        elif event["event"] == "result":
+            _merge(results, event)
+
+
+def _record_crash(run: SuiteRun, results: dict[str, TestResult], events: list[dict], status: int) -> bool:
+    """Mark the test the child died in as crashed; False when the child died before any test."""
+    ended = {e["nodeid"] for e in events if e["event"] == "end"}
+    unfinished = [e["nodeid"] for e in events if e["event"] == "start" and e["nodeid"] not in ended]
+    if not unfinished:
+        run.notes.append(f"the test process exited with status {status} before running any test")
+        return False
+    crashed = unfinished[-1]
+    cited = results[crashed].requirements if crashed in results else run.collected.get(crashed, [])
+    why = f"the test process died (exit status {status}) while running this test"
+    results[crashed] = TestResult(nodeid=crashed, outcome="crashed", requirements=cited, message=why)
+    run.notes.append(f"{crashed}: the test process died (status {status}); continued without it")
+    return True
+
+
+def run_suites(settings: Settings, workdir: Path) -> SuiteRun:
+    """Run the suites in child processes until every collected test has a result, or the
+    crash limit is reached (the rest are then "not run")."""
+    (workdir / "pytest.ini").write_text(_INI)
+    run, results = SuiteRun(), {}
+    for attempt in range(settings.args.max_crashes + 1):
         events_path = workdir / f"events-{attempt}.jsonl"
-        command = _child_command(args, seed, events_path, ini, deselect=list(results))
-        child = subprocess.run(command, check=False)
+        command = _child_command(settings, events_path, workdir, list(results), first=attempt == 0)
+        status = _run_child(command)
         events = _read_events(events_path)
-        for event in events:
-            if event["event"] == "collected" and not collected:
-                collected = {n: event.get("requirements", {}).get(n, []) for n in event["nodeids"]}
-            elif event["event"] == "result":
-                _merge(results, event)
-        if any(event["event"] == "finish" for event in events):
-            break
-        ended = {e["nodeid"] for e in events if e["event"] == "end"}
-        unfinished = [e["nodeid"] for e in events if e["event"] == "start" and e["nodeid"] not in ended]
-        if unfinished:
-            crashed = unfinished[-1]
-            cited = results[crashed].requirements if crashed in results else _cited(crashed, events)
-            results[crashed] = TestResult(
-                nodeid=crashed,
-                outcome="crashed",
-                requirements=cited,
-                message=f"the test process died (exit status {child.returncode}) while running this test",
-            )
-            notes.append(f"{crashed}: the test process died (status {child.returncode}); continued without it")
-        elif not any(e["event"] == "start" for e in events):
-            notes.append(f"the test process exited with status {child.returncode} before running any test")
+        _fold_events(run, results, events)
+        finished = any(event["event"] == "finish" for event in events)
+        if run.adapter_problems or finished or not _record_crash(run, results, events, status):
             break
     else:
-        notes.append(f"gave up after {MAX_RESTARTS} crashes")
-    not_run = [nodeid for nodeid in collected if nodeid not in results]
-    for nodeid in not_run:
-        results[nodeid] = TestResult(
-            nodeid=nodeid,
-            outcome="not run",
-            requirements=collected[nodeid],
-            message="collected, but the test process ended before running it",
-        )
-    if not_run:
-        notes.append(f"{len(not_run)} collected tests were not run: {not_run[:5]}{' ...' if len(not_run) > 5 else ''}")
-    if not collected and not results:
-        notes.append("no test was collected")
-    return list(results.values()), notes
+        run.notes.append(f"stopped after {settings.args.max_crashes} crashes (--max-crashes)")
+    for nodeid, cited in run.collected.items():
+        if nodeid not in results:
+            why = f"not run: the run stopped after {settings.args.max_crashes} test-process crashes (--max-crashes)"
+            results[nodeid] = TestResult(nodeid=nodeid, outcome="not run", requirements=cited, message=why)
+    run.results = list(results.values())
+    return run
 
 
-def reproduction(result: TestResult, args: argparse.Namespace, seed: int | None) -> str:
-    """A command that reruns just this test against the same implementation."""
+# --- after the run ------------------------------------------------------------------
+
+
+def reproduction(result: TestResult, settings: Settings) -> str:
+    """A command that reruns just this test against the same implementation, as given."""
+    args = settings.args
     name = result.nodeid.split("::")[-1].split("[")[0]
-    parts = ["loaderspec conform"]
-    if args.impl:
-        parts.append(f"--impl {args.impl}")
-    parts.append(f"--profile {args.profile}")
-    if seed is not None:
-        parts.append(f"--seed {seed}")
-    parts.append(f"-k {name}")
-    command = " ".join(parts)
-    blob = re.search(r"@reproduce_failure\([^)]*\)", result.message)
-    if blob:
-        command += f"\n    (or add {blob.group(0)} to {name} in {result.nodeid.split('::')[0]})"
-    return command
+    parts = ["loaderspec", "conform"]
+    if settings.impl != DEFAULT_IMPL:
+        parts += ["--impl", settings.impl]
+    parts += ["--profile", args.profile]
+    if settings.seed is not None:
+        parts += ["--seed", str(settings.seed)]
+    if args.timeout != DEFAULT_TIMEOUT:
+        parts += ["--timeout", f"{args.timeout:g}"]
+    if args.xfails:
+        parts += ["--xfails", str(args.xfails.resolve())]
+    parts += ["-k", name]
+    return shlex.join(parts)
 
 
-def _failure_summary(result: TestResult) -> str:
-    lines = result.message.splitlines()
-    keep = [line for line in lines if line.startswith("E ")] or lines[-15:]
-    return "\n".join("    " + line for line in keep[:60])
+def current_failures(results: list[TestResult]) -> list[Xfail]:
+    """An entry per failing (test, requirement, error line): narrow enough that a new bug is not excused."""
+    entries: dict[tuple[str, str, str], Xfail] = {}
+    for result in results:
+        if result.outcome not in ("failed", "error", "crashed"):
+            continue
+        line = result.first_line()
+        evidence = result.expected_failure.evidence if result.expected_failure else "TODO: link an issue or PR"
+        test = result.nodeid.split("::")[-1].split("[")[0]
+        for requirement in result.failing_requirements():
+            key = (requirement, test, match_pattern(line))
+            entries.setdefault(key, Xfail(requirement, line[:200], evidence, test=test, match=key[2]))
+    return list(entries.values())
+
+
+def write_outputs(settings: Settings, adapter: Adapter, report: dict, judgement: Judgement, results: list) -> None:
+    args = settings.args
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        print(f"JSON report: {args.json}")
+    if args.markdown:
+        args.markdown.write_text(render_markdown_table(judgement.verdicts) + "\n", encoding="utf-8")
+        print(f"Markdown table: {args.markdown}")
+    if args.write_xfails:
+        entries = current_failures(results)
+        title = f"Expected failures of {adapter.name} {adapter.version()}, written by loaderspec conform"
+        text = dump_xfails(entries, title + "\nFill in each evidence link; narrow or widen each match as needed.")
+        args.write_xfails.write_text(text, encoding="utf-8")
+        print(f"wrote {len(entries)} expected-failure entries to {args.write_xfails}")
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def header(adapter: Adapter, settings: Settings) -> dict[str, Any]:
+    return {
+        "target": adapter.name,
+        "target_version": adapter.version(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),  # UTC day of the run (the matrix's header)
+        "impl": settings.impl,
+        "spec_version": loaderspec.SPEC_VERSION,
+        "loaderspec": loaderspec.__version__,
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "transformers": _version("transformers"),
+        "hypothesis": _version("hypothesis"),
+        "profile": settings.args.profile,
+        "seed": "derandomized" if settings.seed is None else settings.seed,
+        "xfails": str(settings.xfail_path) if settings.xfail_path else None,
+        "missing_hooks": adapter.missing_hooks(),
+        "platform": platform.platform(),
+    }
+
+
+# --- the command --------------------------------------------------------------------
+
+
+@contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Interrupted in the main thread, so cleanup runs."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Settings, Adapter, dict[str, Requirement], list[Xfail]]:
+    """Validate everything the run depends on; BadInput for the first problem found."""
+    validate_options(args)
+    adapter = load_target(args)
+    requirements = load_requirements()
+    xfail_path, xfails = load_expected_failures(args, adapter, requirements)
+    seed = None if args.profile == "ci" else (args.seed if args.seed is not None else random.randrange(2**32))
+    impl = args.impl or os.environ.get(ENV_VAR) or DEFAULT_IMPL
+    return Settings(args, impl, seed, xfail_path), adapter, requirements, xfails
+
+
+def execute(settings: Settings, adapter: Adapter, requirements: dict[str, Requirement], xfails: list[Xfail]) -> int:
+    """Run the suites, judge, print and write; the exit status."""
+    info = header(adapter, settings)
+    console.print_header(info)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="loaderspec-conform-") as workdir:
+        run = run_suites(settings, Path(workdir))
+    elapsed = time.monotonic() - started
+    if run.adapter_problems:
+        console.print_adapter_problems(adapter, run.adapter_problems)
+        return 2
+    if run.collected == {} and run.before_selection and settings.args.keyword:
+        raise BadInput(
+            f"-k {settings.args.keyword!r} selects none of the {run.before_selection} tests; -k matches test "
+            "names and their module names (test_device_loading, test_normal_exit_restores_the_default)"
+        )
+    judgement = judge(run.results, requirements, xfails)
+    verdict = run_verdict(run.results, judgement, require_all=settings.args.require_all)
+    for result in run.results:
+        result.reproduction = reproduction(result, settings) if result.failing else ""
+    console.print_results(run.results, judgement, settings, elapsed, run.notes)
+    report = to_json(info | {"elapsed_s": round(elapsed, 2), "notes": run.notes}, run.results, judgement, verdict)
+    write_outputs(settings, adapter, report, judgement, run.results)
+    console.print_verdict(verdict)
+    return verdict.exit_status
+
+
+def check_only(args: argparse.Namespace) -> int:
+    from loaderspec.conform.adapter_check import check_adapter, describe
+
+    adapter = load_target(args)
+    report = check_adapter(adapter)
+    print(describe(adapter, report), file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 2
 
 
 def conform(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        adapter = load_adapter(args.impl)
-    except AdapterError as error:
+        with signals_interrupt():
+            if args.check_adapter:
+                validate_options(args)
+                return check_only(args)
+            return execute(*prepare(args))
+    except BadInput as error:
         print(f"loaderspec conform: {error}", file=sys.stderr)
         return 2
-    seed = None if args.profile == "ci" else (args.seed if args.seed is not None else random.randrange(2**32))
-    try:
-        xfail_path = args.xfails or adapter.expected_failures()
-        xfails: list[Xfail] = load_xfails(xfail_path) if xfail_path else []
-        info = header(adapter, args, seed, xfail_path)
-    except (AdapterError, XfailFileError) as error:
-        print(f"loaderspec conform: {error}", file=sys.stderr)
-        return 2
-    requirements = load_requirements()
-    width = max(len(key) for key in info)
-    print("loaderspec conform")
-    for key, value in info.items():
-        print(f"  {key.ljust(width)}  {value}")
-    if info["missing_hooks"]:
-        print(f"  note: the adapter lacks hooks {info['missing_hooks']}; tests needing them report 'not provided'")
-    print("pytest's progress follows; its counts know nothing of expected failures: the verdict is at the end")
-    print(flush=True)
-
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="loaderspec-conform-") as workdir:
-        results, notes = run_suites(args, seed, Path(workdir))
-    elapsed = time.monotonic() - started
-    verdicts, stale = judge(results, requirements, xfails)
-    for result in results:
-        result.reproduction = reproduction(result, args, seed) if result.failing else ""
-
-    failures = [r for r in results if r.failing and r.expected_failure is None]
-    if failures:
-        print("\nUnexpected failures")
-        for result in failures:
-            print(f"\n  {result.nodeid} [{', '.join(result.failing_requirements())}] {result.outcome}")
-            print(_failure_summary(result))
-            print(f"  reproduce: {result.reproduction}")
-    unexpected_passes = [r for r in results if r.outcome == "passed" and r.expected_failure is not None]
-    for result in unexpected_passes:
-        print(f"\n  unexpected pass: {result.nodeid} (expected to fail: {result.expected_failure.reason})")
-    print("\nRequirements\n")
-    print(render_table(verdicts))
-    tests_tally: dict[str, int] = {}
-    for result in results:
-        key = "expected failure" if result.expected_failure and result.failing else result.outcome
-        tests_tally[key] = tests_tally.get(key, 0) + 1
-    print(f"\nrequirements: {counts(verdicts)}")
-    print(f"tests: {tests_tally}; {sum(r.examples or 0 for r in results)} examples; {elapsed:.1f} s")
-    for entry in stale:
-        print(f"stale expected-failure entry (matches nothing): {entry.id} ({entry.reason})")
-    for note in notes:
-        print(f"not run: {note}")
-
-    report = to_json(info | {"elapsed_s": round(elapsed, 2), "notes": notes}, results, verdicts, stale)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-        print(f"JSON report: {args.json}")
-    if args.markdown:
-        from loaderspec.conform.report import render_markdown_table
-
-        args.markdown.write_text(render_markdown_table(verdicts) + "\n", encoding="utf-8")
-    if args.write_xfails:
-        entries = _current_failures(results)
-        title = f"Expected failures of {adapter.name} {adapter.version()}, written by loaderspec conform"
-        args.write_xfails.write_text(dump_xfails(entries, title + "\nFill in each evidence link."), encoding="utf-8")
-        print(f"wrote {len(entries)} expected-failure entries to {args.write_xfails}")
-    status = exit_status(results, verdicts)
-    print(f"verdict: {'PASS' if status == 0 else 'FAIL'} (exit status {status})")
-    return status
-
-
-def _current_failures(results: list[TestResult]) -> list[Xfail]:
-    entries: dict[str, Xfail] = {}
-    for result in results:
-        if not result.failing:
-            continue
-        reason = next(iter(error_lines(result.message)), result.outcome)[:200]
-        evidence = result.expected_failure.evidence if result.expected_failure else "TODO: link an issue or PR"
-        failing = result.failing_requirements()
-        if len(failing) == 1:
-            entries.setdefault(failing[0], Xfail(failing[0], reason, evidence))
-        else:
-            test_id = result.nodeid.split("[")[0]
-            entries.setdefault(test_id, Xfail(test_id, reason, evidence))
-    return list(entries.values())
+    except Interrupted as interrupted:
+        print(
+            f"loaderspec conform: stopped by {interrupted}; the test processes were ended and their "
+            "temporary files removed; no verdict",
+            file=sys.stderr,
+        )
+        return 128 + interrupted.signum
 
 
 if __name__ == "__main__":

@@ -1,23 +1,38 @@
-"""Expected-failure files: which requirements or tests an implementation is known to fail.
+"""Expected-failure files: the failures an implementation is known to have, each excused
+narrowly enough that a new bug under the same requirement is still reported.
 
 A TOML file of entries::
 
     [[xfail]]
-    id = "DT-3"                      # a requirement ID, or a test id "test_x.py::test_name"
-    reason = "no try/finally: the default dtype leaks when the body raises"
-    evidence = "https://github.com/vllm-project/vllm/pull/51064"
+    id = "DT-3"                  # a requirement ID of the spec, upper case (required)
+    reason = "no try/finally: the default dtype leaks when the body raises"   # required
+    evidence = "https://github.com/vllm-project/vllm/pull/51064"              # required
+    test = "test_every_other_exit_restores_the_default"   # optional: only this test's failures
+    match = "DT-3: .*leaked"     # optional: a regex searched in the failure's error line
 
-Every entry needs all three keys. Entries that match no requirement or collected test
-are reported as stale.
+A failure is expected only when, for each of its error lines, an entry names the
+requirement the line is about, names the failing test (if it names one) and its
+``match`` is found in the line (if it has one). Any other failure, under an expected
+requirement or not, is unexpected.
+
+The file is refused (:class:`XfailFileError`, exit status 2) when it is not UTF-8 or
+not TOML, an entry lacks a key or has an unknown one, an ID is not a requirement of the
+spec (IDs are compared case-insensitively, and must be written upper case), a
+``match`` is not a valid regular expression, or two entries are the same.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from loaderspec.conform.requirements import ID
+
+REQUIRED_KEYS = ("id", "reason", "evidence")
+OPTIONAL_KEYS = ("test", "match")
 
 
 class XfailFileError(ValueError):
@@ -29,24 +44,46 @@ class Xfail:
     id: str
     reason: str
     evidence: str
+    test: str | None = None
+    match: str | None = None
 
-    @property
-    def is_requirement(self) -> bool:
-        return bool(ID.match(self.id))
+    def covers_test(self, nodeid: str) -> bool:
+        """Whether this entry applies to the test ``nodeid`` (every test when it names none).
 
-    def matches_test(self, nodeid: str) -> bool:
-        """A test id matches a node id by its ``file::name`` suffix, with or without parameters."""
-        if self.is_requirement:
+        ``test`` is a test function name, or ``file.py::name``; parameters are ignored.
+        """
+        if self.test is None:
+            return True
+        tail = nodeid.split("/")[-1].split("[")[0]
+        return self.test in (tail, tail.split("::")[-1])
+
+    def excuses(self, requirement: str, nodeid: str, error_line: str) -> bool:
+        """Whether this entry excuses ``error_line`` of test ``nodeid``, a failure of ``requirement``."""
+        if self.id != requirement or not self.covers_test(nodeid):
             return False
-        tail = nodeid.split("/")[-1]
-        return tail == self.id or tail.split("[")[0] == self.id
+        return self.match is None or re.search(self.match, error_line) is not None
+
+    def describe(self) -> str:
+        """The entry in one line: its ID and what narrows it."""
+        parts = [self.id]
+        if self.test:
+            parts.append(f"test {self.test}")
+        if self.match:
+            parts.append(f"match {self.match!r}")
+        return ", ".join(parts)
 
 
-def load_xfails(path: Path) -> list[Xfail]:
+def load_xfails(path: Path, known_ids: Collection[str] | None = None) -> list[Xfail]:
+    """The entries of ``path``; :class:`XfailFileError` naming the file and the entry when
+    the file is malformed. ``known_ids``: the spec's requirement IDs (unknown IDs are refused)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
     except OSError as error:
-        raise XfailFileError(f"cannot read expected-failure file {path}: {error}") from error
+        raise XfailFileError(f"cannot read expected-failure file {path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise XfailFileError(f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8") from error
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise XfailFileError(f"{path} is not valid TOML: {error}") from error
     entries = data.get("xfail", [])
@@ -54,18 +91,47 @@ def load_xfails(path: Path) -> list[Xfail]:
         raise XfailFileError(f"{path}: 'xfail' must be an array of tables ([[xfail]]), got {type(entries).__name__}")
     unknown_top = sorted(set(data) - {"xfail"})
     if unknown_top:
-        raise XfailFileError(f"{path}: unknown top-level keys {unknown_top}; only [[xfail]] entries are allowed")
-    xfails = []
+        raise XfailFileError(f"{path}: unknown top-level keys {', '.join(unknown_top)}; only [[xfail]] entries")
+    xfails: list[Xfail] = []
     for number, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict):
-            raise XfailFileError(f"{path}: entry {number} is not a table")
-        missing = [key for key in ("id", "reason", "evidence") if not isinstance(entry.get(key), str) or not entry[key]]
-        extra = sorted(set(entry) - {"id", "reason", "evidence"})
-        if missing or extra:
-            problem = f"missing or empty {missing}" if missing else f"unknown keys {extra}"
-            raise XfailFileError(f"{path}: entry {number} ({entry.get('id', '?')!r}) has {problem}")
-        xfails.append(Xfail(entry["id"], entry["reason"], entry["evidence"]))
+        xfail = _entry(path, number, entry, known_ids)
+        if xfail in xfails:
+            raise XfailFileError(f"{path}: entry {number} ({xfail.describe()}) repeats entry {xfails.index(xfail) + 1}")
+        xfails.append(xfail)
     return xfails
+
+
+def _entry(path: Path, number: int, entry: object, known_ids: Collection[str] | None) -> Xfail:
+    where = f"{path}: entry {number}"
+    if not isinstance(entry, dict):
+        raise XfailFileError(f"{where} is not a table")
+    where += f" ({entry.get('id', '?')})"
+    missing = [key for key in REQUIRED_KEYS if not isinstance(entry.get(key), str) or not entry[key].strip()]
+    if missing:
+        raise XfailFileError(f"{where} lacks {', '.join(missing)} (or it is empty or not a string)")
+    extra = sorted(set(entry) - {*REQUIRED_KEYS, *OPTIONAL_KEYS})
+    if extra:
+        allowed = ", ".join(REQUIRED_KEYS + OPTIONAL_KEYS)
+        raise XfailFileError(f"{where} has unknown keys {', '.join(extra)}; allowed: {allowed}")
+    bad_optional = [key for key in OPTIONAL_KEYS if key in entry and not (isinstance(entry[key], str) and entry[key])]
+    if bad_optional:
+        raise XfailFileError(f"{where}: {', '.join(bad_optional)} must be a non-empty string")
+    req_id = entry["id"].strip()
+    if "::" in req_id or req_id.startswith("test_"):
+        raise XfailFileError(f"{where}: id must be a requirement ID; name a test with test = {req_id!r}")
+    if not ID.match(req_id.upper()):
+        raise XfailFileError(f"{where}: {req_id!r} is not a requirement ID (two letters, a dash, a number: DL-4)")
+    if req_id != req_id.upper():
+        raise XfailFileError(f"{where}: write the ID upper case: {req_id.upper()!r}")
+    if known_ids is not None and req_id not in known_ids:
+        raise XfailFileError(f"{where}: {req_id} is not a requirement of the spec")
+    match = entry.get("match")
+    if match is not None:
+        try:
+            re.compile(match)
+        except re.error as error:
+            raise XfailFileError(f"{where}: match {match!r} is not a valid regular expression ({error})") from error
+    return Xfail(req_id, entry["reason"], entry["evidence"], entry.get("test"), match)
 
 
 def _quote(text: str) -> str:
@@ -77,4 +143,21 @@ def dump_xfails(entries: list[Xfail], header: str = "") -> str:
     for entry in entries:
         lines += ["", "[[xfail]]", f"id = {_quote(entry.id)}", f"reason = {_quote(entry.reason)}"]
         lines.append(f"evidence = {_quote(entry.evidence)}")
+        if entry.test:
+            lines.append(f"test = {_quote(entry.test)}")
+        if entry.match:
+            lines.append(f"match = {_quote(entry.match)}")
     return "\n".join(lines).lstrip("\n") + "\n"
+
+
+_VOLATILE = re.compile(r"0x[0-9a-fA-F]+|\bat 0x|tensor\(|\d+\.\d+|\[|\(|'|\"")
+
+
+def match_pattern(error_line: str, limit: int = 90) -> str:
+    """A ``match`` pattern for ``error_line``: its stable head (up to the first value that may
+    change between runs: an address, a float, a quoted or bracketed value), escaped."""
+    head = error_line[:limit]
+    volatile = _VOLATILE.search(head, pos=min(len(head), 12))
+    if volatile:
+        head = head[: volatile.start()]
+    return re.escape(head.rstrip())

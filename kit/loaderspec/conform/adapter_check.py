@@ -1,0 +1,241 @@
+"""The adapter check that runs before the suites (``loaderspec conform --check-adapter``
+runs only this): every hook called once on a tiny model folder, its return value held to
+the contract its docstring states, and every name the chapters need looked up.
+
+A broken adapter would otherwise be reported as the implementation failing dozens of
+requirements; here it gets one line per problem, naming the hook and what is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loaderspec.adapter import API_NAMES, COLLABORATOR_NAMES, HOOKS, Adapter, NotProvided
+from loaderspec.conform.requirements import CHAPTERS
+
+CHECK_ARCH = "LoaderspecAdapterCheckForCausalLM"
+OPTIONAL_HOOKS = ("model_init_context",)
+
+
+@dataclass
+class AdapterReport:
+    problems: list[str] = field(default_factory=list)
+    """One line each: the hook or name, and what is wrong with it."""
+    not_provided: list[str] = field(default_factory=list)
+    """Names and hooks the adapter does not provide (their tests report "not provided")."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def chapter_names() -> dict[str, list[str]]:
+    """Per chapter, the names and hooks its test module asks the adapter for (read from the
+    suites' source, so the list cannot drift from what the tests use)."""
+    import loaderspec_suites
+
+    known = set(API_NAMES) | set(COLLABORATOR_NAMES) | set(HOOKS) | set(OPTIONAL_HOOKS)
+    folder = Path(loaderspec_suites.__file__).parent
+    names = {}
+    for chapter in CHAPTERS:
+        source = (folder / f"test_{chapter.replace('-', '_')}.py").read_text(encoding="utf-8")
+        names[chapter] = sorted(set(re.findall(r"\bimpl\.(\w+)", source)) & known)
+    return names
+
+
+def _where(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" (at {Path(frame.filename).name}:{frame.lineno})"
+
+
+def _raised(what: str, error: BaseException) -> str:
+    return f"{what} raised {type(error).__name__}: {error}{_where(error)}"
+
+
+def _check_identity(adapter: Adapter, report: AdapterReport) -> None:
+    if not isinstance(adapter.name, str) or not adapter.name:
+        report.problems.append(f"name is {adapter.name!r}; set name to a non-empty string")
+    if not isinstance(adapter.utils_logger_name, str):
+        report.problems.append("utils_logger_name must be the name (str) of the logger utils warns to")
+    for hook in ("version", "expected_failures"):
+        try:
+            value = getattr(adapter, hook)()
+        except Exception as error:
+            report.problems.append(_raised(f"hook {hook}()", error))
+            continue
+        if hook == "version" and not isinstance(value, str):
+            report.problems.append(f"hook version() returned {type(value).__name__}; expected a str")
+        if hook == "expected_failures" and value is not None and not Path(value).is_file():
+            report.problems.append(f"hook expected_failures() returned {value}, which is not a file")
+
+
+def _check_lookup(adapter: Adapter, report: AdapterReport) -> None:
+    for name in (*API_NAMES, *COLLABORATOR_NAMES):
+        try:
+            value = adapter.lookup(name)
+        except NotProvided:
+            report.not_provided.append(name)
+            continue
+        except Exception as error:
+            report.problems.append(_raised(f"lookup({name!r})", error) + "; return the object or raise NotProvided")
+            continue
+        if name in COLLABORATOR_NAMES and not isinstance(value, type):
+            report.problems.append(f"lookup({name!r}) returned {type(value).__name__}; expected the class {name}")
+        elif not callable(value):
+            report.problems.append(f"lookup({name!r}) returned {type(value).__name__}, which is not callable")
+
+
+def _implemented(adapter: Adapter, hook: str) -> bool:
+    return getattr(type(adapter), hook) is not getattr(Adapter, hook)
+
+
+class _Problem(Exception):
+    """One contract breach of a hook; its message names the hook."""
+
+
+def _context(value: Any, hook: str) -> contextlib.AbstractContextManager[Any]:
+    if not (hasattr(value, "__enter__") and hasattr(value, "__exit__")):
+        raise _Problem(f"hook {hook} returned {type(value).__name__}; expected a context manager")
+    return value
+
+
+def _check_model_config(adapter: Adapter, folder: Path) -> Any:
+    import transformers
+
+    model_config = adapter.model_config(folder)
+    hf_config = getattr(model_config, "hf_config", None)
+    if not isinstance(hf_config, transformers.PretrainedConfig):
+        raise _Problem(
+            f"hook model_config() returned {type(model_config).__name__} whose hf_config is "
+            f"{type(hf_config).__name__}; expected the transformers config read from the folder"
+        )
+    if hf_config.architectures != ["LlamaForCausalLM"]:
+        raise _Problem(
+            f"hook model_config(): hf_config.architectures is {hf_config.architectures}; "
+            "expected exactly the folder's ['LlamaForCausalLM']"
+        )
+    return model_config
+
+
+def _check_quant_config(adapter: Adapter) -> Any:
+    quant_config = adapter.quant_config()
+    mapping = getattr(quant_config, "packed_modules_mapping", None)
+    if mapping is None or len(mapping) != 0:
+        raise _Problem(
+            f"hook quant_config() returned {type(quant_config).__name__} with packed_modules_mapping "
+            f"{mapping!r}; expected an empty mapping"
+        )
+    if adapter.quant_config() is quant_config:
+        raise _Problem("hook quant_config() returned the same object twice; expected a fresh one per call")
+    return quant_config
+
+
+def _check_vllm_config(adapter: Adapter, model_config: Any, quant_config: Any) -> Any:
+    vllm_config = adapter.vllm_config(model_config, quant_config=quant_config)
+    if model_config is not None and getattr(vllm_config, "model_config", None) is not model_config:
+        raise _Problem(f"hook vllm_config(): {type(vllm_config).__name__}.model_config is not the model_config given")
+    if quant_config is not None and getattr(vllm_config, "quant_config", None) is not quant_config:
+        raise _Problem(f"hook vllm_config(): {type(vllm_config).__name__}.quant_config is not the quant_config given")
+    return vllm_config
+
+
+def _check_registry(adapter: Adapter, check_registration: bool) -> None:
+    archs = adapter.supported_archs()
+    if not isinstance(archs, list | tuple) or not all(isinstance(a, str) for a in archs):
+        raise _Problem(f"hook supported_archs() returned {type(archs).__name__}; expected a list of str")
+    if not check_registration:
+        return
+    import torch
+
+    model_cls = type(CHECK_ARCH, (torch.nn.Module,), {})
+    with _context(adapter.registered_model(CHECK_ARCH, model_cls), "registered_model()"):
+        if CHECK_ARCH not in adapter.supported_archs():
+            raise _Problem("hook registered_model(): inside the block, supported_archs() lacks the registered name")
+    if CHECK_ARCH in adapter.supported_archs():
+        raise _Problem("hook registered_model(): after the block the name is still registered; restore the registry")
+
+
+def _check_current(adapter: Adapter) -> None:
+    current = adapter.current_vllm_config()
+    if not isinstance(current, tuple) or len(current) != 2:
+        raise _Problem(f"hook current_vllm_config() returned {type(current).__name__}; expected (config, prefix)")
+    if current != (None, None):
+        raise _Problem(f"hook current_vllm_config() returned {current!r} outside any block; expected (None, None)")
+
+
+def _run_hook(report: AdapterReport, hook: str, check: Any, *args: Any) -> Any:
+    try:
+        return check(*args)
+    except NotProvided as missing:
+        report.not_provided.append(f"{hook}() ({missing})")
+    except _Problem as problem:
+        report.problems.append(str(problem))
+    except Exception as error:
+        report.problems.append(_raised(f"hook {hook}()", error))
+    return None
+
+
+def _check_hooks(adapter: Adapter, report: AdapterReport, folder: Path) -> None:
+    implemented = {hook for hook in HOOKS if _implemented(adapter, hook)}
+    report.not_provided += [f"{hook}()" for hook in HOOKS if hook not in implemented]
+    model_config = quant_config = vllm_config = None
+    if "model_config" in implemented:
+        model_config = _run_hook(report, "model_config", _check_model_config, adapter, folder)
+    if "quant_config" in implemented:
+        quant_config = _run_hook(report, "quant_config", _check_quant_config, adapter)
+    if "vllm_config" in implemented and model_config is not None:
+        vllm_config = _run_hook(report, "vllm_config", _check_vllm_config, adapter, model_config, quant_config)
+    if "supported_archs" in implemented:
+        registering = "registered_model" in implemented
+        _run_hook(report, "registered_model", _check_registry, adapter, registering)
+    if "current_vllm_config" in implemented:
+        _run_hook(report, "current_vllm_config", _check_current, adapter)
+    if "pin_memory_available" in implemented:
+        for available in (True, False):
+            _run_hook(report, "pin_memory_available", _enter, adapter.pin_memory_available, available)
+    if vllm_config is not None:
+        _run_hook(report, "model_init_context", _context_of, adapter.model_init_context, vllm_config)
+
+
+def _enter(hook: Any, argument: Any) -> None:
+    with _context(hook(argument), f"{hook.__name__}()"):
+        pass
+
+
+def _context_of(hook: Any, argument: Any) -> None:
+    _context(hook(argument), f"{hook.__name__}()")
+
+
+def check_adapter(adapter: Adapter) -> AdapterReport:
+    """Call every hook once and look up every name; the problems found, and what is not provided."""
+    from loaderspec.support import model_folders
+
+    report = AdapterReport()
+    _check_identity(adapter, report)
+    _check_lookup(adapter, report)
+    with tempfile.TemporaryDirectory(prefix="loaderspec-adapter-check-") as tmp:
+        folder = model_folders.write_llama_folder(Path(tmp) / "llama")
+        _check_hooks(adapter, report, folder)
+    return report
+
+
+def describe(adapter: Adapter, report: AdapterReport) -> str:
+    """What ``--check-adapter`` prints: the verdict, then per chapter what it needs and lacks."""
+    if not report.ok:  # the problems alone, the first one last: where the eye lands
+        return "\n".join(f"loaderspec conform: broken adapter {adapter.name}: {p}" for p in report.problems[::-1])
+    lines = [f"adapter {adapter.name}: ok"]
+    missing = {entry.split("(")[0].strip() for entry in report.not_provided}
+    for chapter, names in chapter_names().items():
+        lacking = [name for name in names if name in missing]
+        if lacking:
+            lines.append(f"  {chapter}: not provided: {', '.join(lacking)} (their tests report 'not provided')")
+    return "\n".join(lines)
