@@ -39,6 +39,7 @@ VERDICT_ORDER = (
 """Verdicts named in the per-target counts, in this order (others follow, sorted)."""
 
 _NOT_PROVIDED = re.compile(r"not provided by [^:]+: (.+)")
+_INSTALLED = re.compile(r";\s*installed: [^);]*")
 
 
 class ReportError(ValueError):
@@ -89,12 +90,13 @@ def _cell_text(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+_ERROR_LINE = re.compile(r"^(\w+(Error|Exception)|Failed|[A-Z]{2}-\d+):")
+
+
 def _first_error_line(message: str) -> str:
-    for line in message.splitlines():
-        stripped = line.lstrip("E |+").strip()
-        if stripped:
-            return stripped
-    return ""
+    """The first line stating an error (an assertion message leads with its ID), else the first line."""
+    lines = [line.lstrip("E |+").strip() for line in message.splitlines()]
+    return next((line for line in lines if _ERROR_LINE.match(line)), next((line for line in lines if line), ""))
 
 
 def _entries_for(requirement: dict[str, Any], report: Report) -> list[dict[str, Any]]:
@@ -137,7 +139,7 @@ def cell(requirement: dict[str, Any], report: Report) -> str:
     if verdict in ("not provided", "skipped", "inconclusive", "unchecked", "adapter error"):
         # Reports since loaderspec 0.2 carry the reason; older ones only the tests' messages.
         reason = requirement.get("reason") or _reason_of_skip(requirement, report, verdict)
-        reason = _cell_text(reason)
+        reason = _cell_text(_INSTALLED.sub("", reason))  # the version is in the header already
         return f"{verdict}: {reason}" if reason else verdict
     return verdict
 
@@ -148,13 +150,22 @@ def _counts(report: Report) -> str:
     return ", ".join(f"{tally[v]} {v}" for v in ordered)
 
 
+def _version_and_notes(report: Report) -> tuple[str, str]:
+    """The adapter's version string, split into the version and its parenthesised notes
+    (e.g. an import shim the adapter declares)."""
+    text = str(report.header.get("target_version", "?"))
+    version, _, notes = text.partition(" (")
+    return version, notes[:-1] if notes.endswith(")") else notes
+
+
 def _header_rows(reports: list[Report]) -> list[str]:
     def field(report: Report, key: str) -> str:
         return _cell_text(str(report.header.get(key, "?")))
 
     rows = [
         ("target", lambda r: f"`{field(r, 'target')}`"),
-        ("version", lambda r: field(r, "target_version")),
+        ("version", lambda r: _cell_text(_version_and_notes(r)[0])),
+        ("notes", lambda r: _cell_text(_version_and_notes(r)[1]) or "-"),
         ("date", lambda r: field(r, "date")),
         ("torch", lambda r: field(r, "torch")),
         ("transformers", lambda r: field(r, "transformers")),
@@ -213,8 +224,9 @@ def summary_lines(reports: list[Report], page: str = "docs/conformance.md") -> s
     """One line per target, for the README."""
     lines = []
     for report in reports:
-        version = report.header.get("target_version", "?")
-        lines.append(f"- **{report.label}** ({_cell_text(str(version))}): {_counts(report)} ([matrix]({page}))")
+        version, notes = _version_and_notes(report)
+        about = f"{version}, {notes.split(':')[0]}" if notes else version
+        lines.append(f"- **{report.label}** ({_cell_text(about)}): {_counts(report)} ([matrix]({page}))")
     return "\n".join(lines) + "\n"
 
 
