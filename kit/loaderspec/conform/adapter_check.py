@@ -8,8 +8,8 @@ requirements; here it gets one line per problem, naming the hook and what is wro
 
 from __future__ import annotations
 
+import ast
 import contextlib
-import re
 import tempfile
 import traceback
 from dataclasses import dataclass, field
@@ -35,17 +35,39 @@ class AdapterReport:
         return not self.problems
 
 
+def _impl_names(tree: ast.AST) -> set[str]:
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "impl"
+    }
+
+
+def _fixtures_using_impl(conftest: ast.Module) -> dict[str, set[str]]:
+    return {
+        node.name: _impl_names(node)
+        for node in conftest.body
+        if isinstance(node, ast.FunctionDef) and _impl_names(node)
+    }
+
+
 def chapter_names() -> dict[str, list[str]]:
-    """Per chapter, the names and hooks its test module asks the adapter for (read from the
-    suites' source, so the list cannot drift from what the tests use)."""
+    """Per chapter, the names and hooks its tests ask the adapter for, directly or through a
+    fixture of the suites' conftest (read from the suites' source, so it cannot drift)."""
     import loaderspec_suites
 
     known = set(API_NAMES) | set(COLLABORATOR_NAMES) | set(HOOKS) | set(OPTIONAL_HOOKS)
     folder = Path(loaderspec_suites.__file__).parent
+    fixtures = _fixtures_using_impl(ast.parse((folder / "conftest.py").read_text(encoding="utf-8")))
     names = {}
     for chapter in CHAPTERS:
-        source = (folder / f"test_{chapter.replace('-', '_')}.py").read_text(encoding="utf-8")
-        names[chapter] = sorted(set(re.findall(r"\bimpl\.(\w+)", source)) & known)
+        module = ast.parse((folder / f"test_{chapter.replace('-', '_')}.py").read_text(encoding="utf-8"))
+        used = _impl_names(module)
+        functions = [node for node in ast.walk(module) if isinstance(node, ast.FunctionDef)]
+        arguments = {arg.arg for function in functions for arg in function.args.args}
+        for fixture in arguments & set(fixtures):
+            used |= fixtures[fixture]
+        names[chapter] = sorted(used & known)
     return names
 
 

@@ -8,6 +8,7 @@ parent (:mod:`loaderspec.conform.runner`) reads the stream even if the child die
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -170,16 +171,37 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    if not _timeout:
+    with _noting_not_provided(item):
+        if not _timeout:
+            return (yield)
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
+        # Re-fires every second after the first, in case something swallows the first one.
+        signal.setitimer(signal.ITIMER_REAL, _timeout)
+        try:
+            return (yield)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with _noting_not_provided(item):
         return (yield)
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    # Re-fires every second after the first, in case something swallows the first one.
-    signal.setitimer(signal.ITIMER_REAL, _timeout)
+
+
+_not_provided: set[str] = set()
+"""Tests a NotProvided ended, seen as it passes (pytest turns a unittest.SkipTest into its own skip)."""
+
+
+@contextlib.contextmanager
+def _noting_not_provided(item: pytest.Item) -> Iterator[None]:
     try:
-        return (yield)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        yield
+    except BaseException as error:
+        if any(isinstance(link, NotProvided) for link in _chain(error)):
+            _not_provided.add(item.nodeid)
+        raise
 
 
 def _requirements(item: pytest.Item) -> list[str]:
@@ -200,10 +222,13 @@ def _chain(error: BaseException | None) -> Iterator[BaseException]:
         error = error.__cause__ or error.__context__
 
 
-def _skip_kind(error: BaseException | None) -> str:
-    """``not provided`` when the implementation or adapter lacks a name or hook; else
-    ``skipped``: this machine cannot run the test (a device, a compiler, a cache folder)."""
-    return "not provided" if any(isinstance(e, NotProvided) for e in _chain(error)) else "skipped"
+def _skip_kind(item: pytest.Item, error: BaseException | None) -> str:
+    """``not provided`` when the implementation or adapter lacks a name or hook (a
+    NotProvided ended the test); else ``skipped``: this machine cannot run the test (a
+    device, a compiler, a cache folder)."""
+    if item.nodeid in _not_provided or any(isinstance(e, NotProvided) for e in _chain(error)):
+        return "not provided"
+    return "skipped"
 
 
 def _root(error: BaseException) -> BaseException:
@@ -235,13 +260,13 @@ def _is_adapter_error(error: BaseException) -> bool:
     return bool(leaves) and all(_raised_in_adapter(leaf) for leaf in leaves)
 
 
-def _outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[str, str]:
+def _outcome(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[str, str]:
     error = call.excinfo.value if call.excinfo else None
     if report.passed:
         return "passed", ""
     if report.skipped:
         reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        return _skip_kind(error), reason.removeprefix("Skipped: ")
+        return _skip_kind(item, error), reason.removeprefix("Skipped: ")
     if error is not None and _is_adapter_error(error):
         return "adapter error", report.longreprtext
     return ("error" if report.when != "call" else "failed"), report.longreprtext
@@ -254,7 +279,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return report
     interesting = report.when == "call" or not report.passed
     if interesting:
-        outcome, message = _outcome(report, call)
+        outcome, message = _outcome(item, report, call)
         _events.write(
             event="result",
             nodeid=item.nodeid,

@@ -57,10 +57,10 @@ VERDICT_ORDER = (
     "failed",
     "adapter error",
     "unexpected pass",
+    "expected failure",  # known not to be met, whatever its other tests could not check
     "unchecked",
     "inconclusive",
     "not provided",
-    "expected failure",
     "passed",
     "not selected",
 )
@@ -125,10 +125,17 @@ class TestResult:
         named = [r for line in error_lines(self.message) for r in _named(line, self.requirements)]
         return sorted(set(named)) or list(self.requirements)
 
+    def statements(self) -> list[str]:
+        """The error lines that state this failure: those naming a requirement it cites (the
+        suites' messages lead with the ID; other error lines repeat a chained exception),
+        else every error line, else the message's first line."""
+        lines = error_lines(self.message)
+        naming = [line for line in lines if _named(line, self.requirements)]
+        return naming or lines or self.message.strip().splitlines()[:1] or [self.outcome]
+
     def first_line(self) -> str:
         """The failure's first error line (or the first line of its message)."""
-        lines = error_lines(self.message) or self.message.strip().splitlines()
-        return lines[0] if lines else self.outcome
+        return self.statements()[0]
 
 
 ERROR_LINE = re.compile(r"^(\w+(Error|Exception)|Failed|[A-Z]{2}-\d+):")
@@ -177,9 +184,9 @@ class Judgement:
 
 
 def excuse(results: list[TestResult], xfails: list[Xfail]) -> None:
-    """Mark each failure expected or not, error line by error line.
+    """Mark each failure expected or not, statement by statement (TestResult.statements).
 
-    An error line is about the cited requirements it names (else every requirement the
+    A statement is about the cited requirements it names (else every requirement the
     failure is about); it is excused when, for each of them, an entry names that
     requirement, covers the test and its ``match`` (if any) is found in the line.
     """
@@ -187,10 +194,9 @@ def excuse(results: list[TestResult], xfails: list[Xfail]) -> None:
         result.expected_failure, result.unexcused, result.excused_by = None, [], []
         if result.outcome not in IMPLEMENTATION_FAILURES:
             continue
-        lines = error_lines(result.message) or [result.first_line()]
         used: list[Xfail] = []
         unexcused: set[str] = set()
-        for line in lines:
+        for line in result.statements():
             for requirement in _named(line, result.requirements) or result.failing_requirements():
                 entry = next((x for x in xfails if x.excuses(requirement, result.nodeid, line)), None)
                 if entry is None:

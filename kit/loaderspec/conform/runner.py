@@ -34,6 +34,7 @@ from loaderspec.adapter import DEFAULT_IMPL, ENV_VAR, Adapter, AdapterError, loa
 from loaderspec.conform import console
 from loaderspec.conform.report import (
     EXIT_STATUSES,
+    REQ_IN_MESSAGE,
     Judgement,
     TestResult,
     judge,
@@ -341,12 +342,14 @@ def current_failures(results: list[TestResult]) -> list[Xfail]:
     for result in results:
         if result.outcome not in ("failed", "error", "crashed"):
             continue
-        line = result.first_line()
         evidence = result.expected_failure.evidence if result.expected_failure else "TODO: link an issue or PR"
         test = result.nodeid.split("::")[-1].split("[")[0]
-        for requirement in result.failing_requirements():
-            key = (requirement, test, match_pattern(line))
-            entries.setdefault(key, Xfail(requirement, line[:200], evidence, test=test, match=key[2]))
+        for line in result.statements():
+            for requirement in REQ_IN_MESSAGE.findall(line) or result.failing_requirements():
+                if requirement not in result.requirements:
+                    continue
+                key = (requirement, test, match_pattern(line))
+                entries.setdefault(key, Xfail(requirement, line[:200], evidence, test=test, match=key[2]))
     return list(entries.values())
 
 

@@ -138,6 +138,11 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
 
 
+def _literal(pattern: str) -> str:
+    """A TOML literal string when it can be one: a regex reads best without doubled backslashes."""
+    return f"'{pattern}'" if "'" not in pattern and "\n" not in pattern else _quote(pattern)
+
+
 def dump_xfails(entries: list[Xfail], header: str = "") -> str:
     lines = [f"# {line}" for line in header.splitlines()]
     for entry in entries:
@@ -146,18 +151,21 @@ def dump_xfails(entries: list[Xfail], header: str = "") -> str:
         if entry.test:
             lines.append(f"test = {_quote(entry.test)}")
         if entry.match:
-            lines.append(f"match = {_quote(entry.match)}")
+            lines.append(f"match = {_literal(entry.match)}")
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-_VOLATILE = re.compile(r"0x[0-9a-fA-F]+|\bat 0x|tensor\(|\d+\.\d+|\[|\(|'|\"")
+_VOLATILE = re.compile(r"0x[0-9a-fA-F]+|torch\.\w+|\b\d|[\[\](){}'\"<]")
+_SPECIAL = re.compile(r"([.^$*+?{}\[\]\\|()])")
 
 
 def match_pattern(error_line: str, limit: int = 90) -> str:
-    """A ``match`` pattern for ``error_line``: its stable head (up to the first value that may
-    change between runs: an address, a float, a quoted or bracketed value), escaped."""
+    """A ``match`` pattern for ``error_line``: its stable head, up to the first value that may
+    differ with the example (a number, a dtype, an address, a quoted or bracketed value)."""
     head = error_line[:limit]
-    volatile = _VOLATILE.search(head, pos=min(len(head), 12))
+    start = head.find(": ") + 2 if ": " in head[:40] else 0
+    start = head.find(": ", start) + 2 if re.match(r"(Failed|\w+Error): [A-Z]{2}-\d+: ", head) else start
+    volatile = _VOLATILE.search(head, pos=start)
     if volatile:
         head = head[: volatile.start()]
-    return re.escape(head.rstrip())
+    return _SPECIAL.sub(r"\\\1", head.rstrip())
