@@ -106,4 +106,12 @@ print(f"sglang {version('sglang')}, torch {torch.__version__}, transformers {ver
       f"loaderspec {version('loaderspec')}")
 assert torch.__version__.startswith("2.13.0"), torch.__version__
 PY
+# The adapter imports SGLang's model loader as a conformance run will (through the import
+# shim when torchvision cannot load), so a missing import dependency shows up here.
+"$VENV_DIR/bin/python" -c "
+from loaderspec.adapter import load_adapter
+adapter = load_adapter('sglang')
+adapter.lookup('device_loading_context')
+print('the sglang adapter imports SGLang:', adapter.version())
+" 2>&1 | grep -v 'Ignore import error' | tail -n 3
 step "done: sglang $VERSION in $VENV_DIR"

@@ -64,7 +64,8 @@ class Report:
     def sort_key(self) -> tuple[int, str, tuple[int, ...]]:
         target = str(self.header.get("target", self.label))
         version = tuple(int(part) for part in re.findall(r"\d+", self.label)[:3])
-        return (0 if target == "reference" else 1, target, version)
+        # The reference, then vLLM by release, then other engines (forks of vLLM's code).
+        return ({"reference": 0, "vllm": 1}.get(target, 2), target, version)
 
 
 def load_report(path: Path) -> Report:
@@ -173,7 +174,7 @@ def _header_rows(reports: list[Report]) -> list[str]:
         ("profile", lambda r: field(r, "profile")),
         ("expected failures", lambda r: _cell_text(Path(str(r.header.get("xfails") or "none")).name)),
         ("requirements", _counts),
-        ("exit status", lambda r: str(r.summary.get("exit_status", "?"))),
+        ("verdict", lambda r: f"{r.summary.get('verdict', '?')} (exit status {r.summary.get('exit_status', '?')})"),
         ("run time", lambda r: f"{r.header['elapsed_s']:.0f} s" if "elapsed_s" in r.header else "?"),
     ]
     lines = ["| | " + " | ".join(r.label for r in reports) + " |", "|---|" + "---|" * len(reports)]
@@ -200,7 +201,8 @@ def render(reports: list[Report], source: str = "reports") -> str:
         "Each column is one `loaderspec conform --profile ci --json` run in that target's own environment",
         "(`.ci/conform-target.sh TARGET VERSION`). A failure cell is an expected failure: the reason and the",
         "evidence (the target's source at that release, or the upstream PR) come from the target's",
-        'expected-failure file. "not provided": the target has no such name, so the requirement is not checked.',
+        'expected-failure file. "not provided": the target has no such name, so the requirement is not checked;',
+        '"inconclusive": its tests stopped at a failure of another requirement first (run verdict INCOMPLETE).',
         "",
         "## Targets",
         "",
