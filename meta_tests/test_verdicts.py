@@ -147,3 +147,11 @@ def test_a_non_utf8_file_is_refused(tmp_path):
     path.write_bytes('[[xfail]]\nid = "DL-4"\nreason = "caf\xe9"\nevidence = "e"\n'.encode("latin-1"))
     with pytest.raises(XfailFileError, match="not UTF-8"):
         load_xfails(path)
+
+
+def test_requirements_stopped_at_a_known_failure_are_left_out_of_the_pass():
+    known = Xfail("DL-4", "r", EVIDENCE)
+    results = [_r("t.py::restore", "failed", ["DL-4", "DL-5"], "E   AssertionError: DL-4: not restored")]
+    verdicts, verdict, _ = _run(results, [known])
+    assert verdicts["DL-4"] == "expected failure" and verdicts["DL-5"] == "inconclusive"
+    assert verdict.line == "PASS for 1 of 4 requirements (1 as expected failures); 1 inconclusive; 2 not selected"

@@ -169,11 +169,9 @@ class Adapter:
         one-process distributed group). Default: nothing."""
         return contextlib.nullcontext()
 
-    @contextlib.contextmanager
-    def pin_memory_available(self, available: bool) -> Iterator[None]:
+    def pin_memory_available(self, available: bool) -> contextlib.AbstractContextManager[None]:
         """Make ``device_loading_context`` see ``is_pin_memory_available() == available``."""
         raise self._missing_hook("pin_memory_available")
-        yield
 
 
 def _patch_attribute(module: Any, name: str, value: Any) -> contextlib.AbstractContextManager[None]:

@@ -30,24 +30,6 @@ class ModelImpl(str, enum.Enum):  # noqa: UP042  (as vLLM: str() gives "ModelImp
     TRANSFORMERS = "transformers"
 
 
-_DTYPES = {
-    "float32": torch.float32,
-    "float": torch.float32,
-    "float16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "float64": torch.float64,
-}
-
-
-def _as_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
-    return _DTYPES[dtype]
-
-
 @dataclass
 class ModelConfig:
     """What the loader needs to know about one model.
@@ -62,7 +44,7 @@ class ModelConfig:
     model_impl: ModelImpl | str = ModelImpl.AUTO
     quantization: str | None = None
     task: str = "generate"
-    dtype: torch.dtype | str = torch.float32
+    dtype: torch.dtype = torch.float32
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
@@ -70,7 +52,8 @@ class ModelConfig:
         self.model_impl = ModelImpl(self.model_impl)
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; expected one of {TASKS}")
-        self.dtype = _as_dtype(self.dtype)
+        if not isinstance(self.dtype, torch.dtype):
+            raise TypeError(f"dtype must be a torch.dtype, got {self.dtype!r}")
         if self.hf_config is None:
             if not (Path(self.model) / "config.json").is_file():
                 raise FileNotFoundError(
@@ -148,19 +131,6 @@ def set_current_vllm_config(
         _current = previous
 
 
-def get_current_vllm_config() -> VllmConfig:
-    """The config made current by the innermost ``set_current_vllm_config``.
-
-    Outside any such block, a default ``VllmConfig()`` (as vLLM does, with a warning there).
-    """
-    return _current.vllm_config if _current.vllm_config is not None else VllmConfig()
-
-
 def get_current_prefix() -> str | None:
     """The ``prefix`` of the innermost ``set_current_vllm_config`` block, or None."""
     return _current.prefix
-
-
-def get_current_check_compile() -> bool:
-    """The ``check_compile`` flag of the innermost ``set_current_vllm_config`` block."""
-    return _current.check_compile

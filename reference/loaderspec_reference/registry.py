@@ -11,10 +11,6 @@ from loaderspec_reference.logger import init_logger
 logger = init_logger(__name__)
 
 
-class UnsupportedArchitectureError(ValueError):
-    """None of the given architectures is registered; the message lists the supported ones."""
-
-
 class _ModelRegistry:
     def __init__(self) -> None:
         self.models: dict[str, type[nn.Module]] = {}
@@ -29,10 +25,6 @@ class _ModelRegistry:
             logger.warning("Model architecture %s is already registered; overwriting it", model_arch)
         self.models[model_arch] = model_cls
 
-    def unregister_model(self, model_arch: str) -> type[nn.Module] | None:
-        """Remove ``model_arch``; return the class it had (None if it had none)."""
-        return self.models.pop(model_arch, None)
-
     def get_supported_archs(self) -> list[str]:
         return list(self.models)
 
@@ -42,7 +34,7 @@ class _ModelRegistry:
         for arch in names:
             if arch in self.models:
                 return self.models[arch], arch
-        raise UnsupportedArchitectureError(
+        raise ValueError(
             f"Model architectures {names} are not supported for now. Supported architectures: {sorted(self.models)}"
         )
 

@@ -25,11 +25,12 @@ class TransformersForCausalLM(nn.Module):
             raise ValueError("TransformersForCausalLM needs vllm_config.model_config")
         self.config = model_config.hf_config
         self.prefix = prefix
-        self.model = AutoModelForCausalLM.from_config(
+        self.model = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
             self.config,
             trust_remote_code=model_config.trust_remote_code,
             dtype=model_config.dtype,
         )
 
     def forward(self, input_ids: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        return self.model(input_ids=input_ids, **kwargs).logits
+        logits: torch.Tensor = self.model(input_ids=input_ids, **kwargs).logits
+        return logits

@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 import transformers
@@ -45,13 +46,21 @@ __all__ = [
 
 logger = init_logger(__name__)
 
-MIXTRAL_SUPPORTED_QUANTIZATION = ("fp8", "compressed-tensors", "gptq_marlin", "awq_marlin", "quark")
-"""Quantization methods that the regular ``MixtralForCausalLM`` handles (AR-3)."""
+MIXTRAL_HANDLES = ("fp8", "compressed-tensors", "gptq_marlin", "awq_marlin", "quark")
+"""Quantization methods that the regular ``MixtralForCausalLM`` handles itself (AR-2; the spec's name)."""
 
 TRANSFORMERS_BACKEND_ARCH = "TransformersForCausalLM"
 
-OLD_STYLE_KWARGS = ("prefix", "config", "cache_config", "quant_config", "lora_config", "scheduler_config")
-"""The only constructor arguments guessed for an old-style model class (MI-4), in order."""
+OLD_STYLE_ARGUMENTS: dict[str, Callable[[VllmConfig, ModelConfig, str], object]] = {
+    "prefix": lambda vllm_config, model_config, prefix: prefix,
+    "config": lambda vllm_config, model_config, prefix: model_config.hf_config,
+    "cache_config": lambda vllm_config, model_config, prefix: vllm_config.cache_config,
+    "quant_config": lambda vllm_config, model_config, prefix: vllm_config.quant_config,
+    "lora_config": lambda vllm_config, model_config, prefix: vllm_config.lora_config,
+    "scheduler_config": lambda vllm_config, model_config, prefix: vllm_config.scheduler_config,
+}
+"""The only constructor arguments guessed for an old-style model class (MI-4), in vLLM's order,
+each with where its value comes from."""
 
 
 @contextlib.contextmanager
@@ -201,7 +210,7 @@ def device_loading_context(module: nn.Module, target_device: torch.device) -> It
         pin_memory = is_pin_memory_available()
         for name, p in module.named_parameters():
             if name in original_device_states:
-                original_device: torch.device = original_device_states[name]
+                original_device = original_device_states[name]
                 if original_device.type == "cpu":
                     # `torch.empty_like` does not support `pin_memory` argument
                     cpu_data = torch.empty_strided(
@@ -299,7 +308,7 @@ def resolve_transformers_arch(model_config: ModelConfig, architectures: list[str
             name: get_class_from_dynamic_module(module, model_config.model, revision=model_config.revision)
             for name, module in sorted(auto_map.items(), key=lambda x: x[0])
         }
-        model_module = getattr(transformers, arch, None)
+        model_module: Any = getattr(transformers, arch, None)
         if model_module is None:
             if "AutoModel" not in auto_map:
                 raise ValueError(
@@ -346,7 +355,7 @@ def get_model_architecture(model_config: ModelConfig) -> tuple[type[nn.Module], 
 
     # Special handling for quantized Mixtral.
     # FIXME(woosuk): This is a temporary hack.
-    mixtral_supported = list(MIXTRAL_SUPPORTED_QUANTIZATION)
+    mixtral_supported = list(MIXTRAL_HANDLES)
 
     vllm_supported_archs = ModelRegistry.get_supported_archs()
     vllm_not_supported = not any(arch in vllm_supported_archs for arch in architectures)
@@ -384,9 +393,9 @@ def get_architecture_class_name(model_config: ModelConfig) -> str:
     return get_model_architecture(model_config)[1]
 
 
-def _required_init_params(model_class: type[nn.Module]) -> list[str]:
+def _required_init_params(parameters: Iterable[inspect.Parameter]) -> list[str]:
     required = []
-    for param in inspect.signature(model_class.__init__).parameters.values():
+    for param in parameters:
         if param.name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         if param.default is param.empty:
@@ -411,15 +420,16 @@ def initialize_model(
     give is rejected with ``TypeError`` before anything changes.
     """
     if model_config is None:
-        model_config = vllm_config.model_config
+        # vLLM types this field Optional too; a None here fails in get_model_architecture.
+        model_config = cast(ModelConfig, vllm_config.model_config)
     if model_class is None:
         model_class, _ = get_model_architecture(model_config)
 
     signatures = inspect.signature(model_class.__init__)
     all_params = [param.name for param in signatures.parameters.values()]
     new_style = "vllm_config" in all_params and "prefix" in all_params
-    supplied = ("vllm_config", "prefix") if new_style else tuple(n for n in OLD_STYLE_KWARGS if n in all_params)
-    missing = [name for name in _required_init_params(model_class) if name not in supplied]
+    supplied = ("vllm_config", "prefix") if new_style else tuple(n for n in OLD_STYLE_ARGUMENTS if n in all_params)
+    missing = [name for name in _required_init_params(signatures.parameters.values()) if name not in supplied]
     if missing:
         # DIVERGENCE D-3: vLLM 0.9.2 wires the quantization config first and then
         # fails inside the constructor call, without naming the class.
@@ -447,18 +457,6 @@ def initialize_model(
 
     logger.warning("Trying to guess the arguments for old-style model class %s", model_class)
     # try to be compatible with old-style model class
-    kwargs = {}
-    if "prefix" in all_params:
-        kwargs["prefix"] = prefix
-    if "config" in all_params:
-        kwargs["config"] = model_config.hf_config
-    if "cache_config" in all_params:
-        kwargs["cache_config"] = vllm_config.cache_config
-    if "quant_config" in all_params:
-        kwargs["quant_config"] = vllm_config.quant_config
-    if "lora_config" in all_params:
-        kwargs["lora_config"] = vllm_config.lora_config
-    if "scheduler_config" in all_params:
-        kwargs["scheduler_config"] = vllm_config.scheduler_config
+    kwargs = {name: OLD_STYLE_ARGUMENTS[name](vllm_config, model_config, prefix) for name in supplied}
     with set_current_vllm_config(vllm_config, check_compile=True, prefix=prefix):
         return model_class(**kwargs)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 WeightsMapping = dict[str, str | None]
 """Old name part -> new name part; ``None`` drops the weight."""
@@ -36,9 +34,3 @@ class WeightsMapper:
                     return None
                 key = key[: len(key) - len(suffix)] + new
         return key
-
-    def apply_list(self, values: Iterable[str]) -> list[str]:
-        return [new for key in values if (new := self.map_name(key)) is not None]
-
-    def apply_dict(self, values: dict[str, Any]) -> dict[str, Any]:
-        return {new: v for key, v in values.items() if (new := self.map_name(key)) is not None}

@@ -9,18 +9,18 @@ from typing import Any
 
 import loaderspec_reference
 import torch
-from loaderspec_reference import config, quantization, utils, weights_mapper
+from loaderspec_reference import config, interfaces, layers, quantization, utils, weights_mapper
 from loaderspec_reference.registry import ModelRegistry
 from torch import nn
 
 from loaderspec.adapter import Adapter, NotProvided, _patch_attribute
 
 _COLLABORATORS = {
-    "Attention": utils.Attention,
+    "Attention": layers.Attention,
     "ModelImpl": config.ModelImpl,
-    "QKVCrossParallelLinear": utils.QKVCrossParallelLinear,
+    "QKVCrossParallelLinear": layers.QKVCrossParallelLinear,
     "QuantizeMethodBase": quantization.QuantizeMethodBase,
-    "SupportsQuant": utils.SupportsQuant,
+    "SupportsQuant": interfaces.SupportsQuant,
     "WeightsMapper": weights_mapper.WeightsMapper,
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -51,6 +52,10 @@ def _print_failures(results: list[TestResult]) -> None:
         print(f"\n  {result.nodeid} [{', '.join(result.unexcused or result.failing_requirements())}] {result.outcome}")
         print(_failure_summary(result))
         print(f"  reproduce: {result.reproduction}")
+        blob = re.search(r"@reproduce_failure\([^)]*\)", result.message)
+        if blob:
+            where = result.nodeid.split("::")[0]
+            print(f"    (or add {blob.group(0)} to {result.nodeid.split('::')[-1].split('[')[0]} in {where})")
     adapter_errors = [r for r in results if r.outcome == "adapter error"]
     if adapter_errors:
         print("\nAdapter errors (raised from the adapter's own code: fix the adapter, not the implementation)")
@@ -70,8 +75,6 @@ def _fix(verdict: RequirementVerdict, settings: Any) -> str:
         return f"raise --timeout (now {now:g} s) on a slow machine; a hang is the implementation's bug"
     if "--max-crashes" in reason:
         return f"fix the crashes above, or raise --max-crashes (now {settings.args.max_crashes})"
-    if verdict.verdict == "inconclusive":
-        return "fix the failure it stopped at; a known one needs an expected-failure entry"
     return "see the reason"
 
 
@@ -85,11 +88,16 @@ def _print_scope(judgement: Judgement, settings: Any) -> None:
         print("\nNot provided (the implementation or adapter lacks these names; --require-all makes this a failure)")
     for names, ids in missing.items():
         print(f"  {', '.join(ids)}: {names}")
-    unchecked = [v for v in must if v.verdict in ("unchecked", "inconclusive")]
+    inconclusive = [v for v in must if v.verdict == "inconclusive"]
+    if inconclusive:
+        print("\nInconclusive (not part of a PASS: their tests stopped at another requirement's failure first)")
+    for v in inconclusive:
+        print(f"  {v.id}: {v.reason}")
+    unchecked = [v for v in must if v.verdict == "unchecked"]
     if unchecked:
-        print("\nLeft unchecked (the verdict cannot be PASS until these are checked)")
+        print("\nLeft unchecked by this machine (the verdict cannot be PASS until these are checked)")
     for v in unchecked:
-        print(f"  {v.id}  {v.verdict}: {v.reason}\n        fix: {_fix(v, settings)}")
+        print(f"  {v.id}: {v.reason}\n        fix: {_fix(v, settings)}")
 
 
 def _print_warnings(judgement: Judgement) -> None:
@@ -116,7 +124,7 @@ def print_results(
     examples = sum(r.examples_run for r in results)
     rows = sum(v.examples for v in judgement.verdicts)
     print(f"requirements: {plain_counts(tally(v.verdict for v in judgement.verdicts))}")
-    print(f"tests: {len(results)}: {plain_counts(test_outcomes(results))}; {elapsed:.1f} s")
+    print(f"tests: {len(results)} ({plain_counts(test_outcomes(results))}) in {elapsed:.1f} s")
     extra = ""
     if rows != examples:
         extra = f" (the rows add up to {rows}: a test citing several requirements counts in each)"

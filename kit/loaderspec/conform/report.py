@@ -297,7 +297,9 @@ def _ids(verdicts: list[RequirementVerdict]) -> str:
 def run_verdict(results: list[TestResult], judgement: Judgement, *, require_all: bool = False) -> RunVerdict:
     """The run's verdict: FAIL > ADAPTER ERROR > INCOMPLETE > PASS, over MUST requirements
     (SHOULD and MAY failures are warnings). Failures no requirement is cited for (a suite
-    module that cannot be imported) fail the run too."""
+    module that cannot be imported) fail the run too. A PASS names its scope: requirements
+    not provided, and those whose tests stopped at a known failure of another requirement
+    first (inconclusive), are left out of it and counted."""
     verdicts = judgement.verdicts
     must = [v for v in verdicts if v.level == "MUST"]
     by = {word: [v for v in must if v.verdict == word] for word in VERDICT_ORDER}
@@ -310,16 +312,21 @@ def run_verdict(results: list[TestResult], judgement: Judgement, *, require_all:
         return RunVerdict("FAIL", 1, f"FAIL: {what}")
     if by["adapter error"]:
         return RunVerdict("ADAPTER ERROR", 4, f"ADAPTER ERROR in {_ids(by['adapter error'])}: fix the adapter")
-    unchecked = by["unchecked"] + by["inconclusive"]
+    unchecked = by["unchecked"]
     if unchecked or not results:
         what = f"{len(unchecked)} MUST requirement(s) left unchecked: {_ids(unchecked)}" if results else "no test ran"
         return RunVerdict("INCOMPLETE", 3, f"INCOMPLETE: {what}")
     in_scope = [v for v in verdicts if v.verdict != "not selected"]
     checked = [v for v in in_scope if v.verdict not in ("not provided", "unchecked", "inconclusive")]
-    scope = [f"PASS for {len(checked)} of {len(verdicts)} requirements"]
-    not_provided = [v for v in in_scope if v.verdict == "not provided"]
-    if not_provided:
-        scope.append(f"{len(not_provided)} not provided")
+    expected = sum(v.verdict == "expected failure" for v in checked)
+    scope = [
+        f"PASS for {len(checked)} of {len(verdicts)} requirements"
+        + (f" ({expected} as expected failures)" if expected else "")
+    ]
+    for word in ("not provided", "inconclusive"):
+        left_out = [v for v in in_scope if v.verdict == word]
+        if left_out:
+            scope.append(f"{len(left_out)} {word}")
     not_selected = len(verdicts) - len(in_scope)
     if not_selected:
         scope.append(f"{not_selected} not selected")

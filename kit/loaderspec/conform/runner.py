@@ -104,7 +104,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     add("--force", action="store_true", help="let --write-xfails overwrite an existing file")
     add("--require-all", action="store_true", help="a MUST requirement not provided fails the run")
     add("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds before a hanging test is stopped (300)")
-    add("--max-crashes", type=int, default=DEFAULT_MAX_CRASHES, help="test-process deaths tolerated; then stop (5)")
+    deaths = "test-process deaths (crash, timeout) before the rest is left not run (5)"
+    add("--max-crashes", type=int, default=DEFAULT_MAX_CRASHES, help=deaths)
     add("--json", type=Path, default=None, help="write the full report as JSON here")
     add("--markdown", type=Path, default=None, help="write the requirement table as Markdown here")
     return parser
@@ -277,12 +278,15 @@ def _fold_events(run: SuiteRun, results: dict[str, TestResult], events: list[dic
 
 
 def _record_crash(run: SuiteRun, results: dict[str, TestResult], events: list[dict], status: int) -> bool:
-    """Mark the test the child died in as crashed; False when the child died before any test."""
+    """Mark the test the child died in as crashed (a timeout was recorded by the child itself);
+    False when the child died before running any test: a fresh one would too."""
+    if not any(e["event"] == "start" for e in events):
+        run.notes.append(f"the test process exited with status {status} before running any test")
+        return False
     ended = {e["nodeid"] for e in events if e["event"] == "end"}
     unfinished = [e["nodeid"] for e in events if e["event"] == "start" and e["nodeid"] not in ended]
     if not unfinished:
-        run.notes.append(f"the test process exited with status {status} before running any test")
-        return False
+        return True
     crashed = unfinished[-1]
     cited = results[crashed].requirements if crashed in results else run.collected.get(crashed, [])
     why = f"the test process died (exit status {status}) while running this test"
@@ -295,7 +299,7 @@ def run_suites(settings: Settings, workdir: Path) -> SuiteRun:
     """Run the suites in child processes until every collected test has a result, or the
     crash limit is reached (the rest are then "not run")."""
     (workdir / "pytest.ini").write_text(_INI)
-    run, results = SuiteRun(), {}
+    run, results = SuiteRun(), dict[str, TestResult]()
     for attempt in range(settings.args.max_crashes + 1):
         events_path = workdir / f"events-{attempt}.jsonl"
         command = _child_command(settings, events_path, workdir, list(results), first=attempt == 0)

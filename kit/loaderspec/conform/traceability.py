@@ -2,7 +2,8 @@
 branch table of ``spec/index.md`` (seed branch -> requirement IDs -> tests).
 
 ``python -m loaderspec.conform.traceability --write`` regenerates the table's test
-column from the tests' ``@pytest.mark.req`` markers; ``--check`` fails when it is stale.
+column from the tests' ``@pytest.mark.req`` markers; without ``--write`` it only checks, and
+exits 1 when the column is stale.
 """
 
 from __future__ import annotations

@@ -155,7 +155,7 @@ def dump_xfails(entries: list[Xfail], header: str = "") -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-_VOLATILE = re.compile(r"0x[0-9a-fA-F]+|torch\.\w+|\b\d|[\[\](){}'\"<]")
+_VOLATILE = re.compile(r"0x[0-9a-fA-F]+|torch\.\w+|\b\d|[\[\](){}'\"</]")
 _SPECIAL = re.compile(r"([.^$*+?{}\[\]\\|()])")
 
 

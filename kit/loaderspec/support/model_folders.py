@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from transformers import LlamaConfig
 
@@ -62,10 +63,10 @@ class CustomForCausalLM(CustomModel):
 """
 
 
-def write_llama_folder(path: Path, architectures: list[str] | None = None, **overrides: object) -> Path:
+def write_llama_folder(path: Path, architectures: list[str] | None = None, **overrides: Any) -> Path:
     """A tiny Llama (head size 32, as vLLM 0.9.2 needs at least that) in ``path``."""
     path.mkdir(parents=True, exist_ok=True)
-    settings = dict(
+    settings: dict[str, Any] = dict(
         hidden_size=64,
         intermediate_size=128,
         num_attention_heads=2,

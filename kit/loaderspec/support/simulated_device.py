@@ -313,7 +313,7 @@ def _make_device_module() -> types.ModuleType:
         _is_in_bad_fork,
     ):
         setattr(mod, fn.__name__, fn)
-    mod.device = _NoOpDeviceContext
+    setattr(mod, "device", _NoOpDeviceContext)  # noqa: B010  (a module type checkers cannot know)
     setattr(mod, _MARKER, True)
     return mod
 

@@ -1,0 +1,68 @@
+"""What contributors run: ``nox -l`` lists the sessions, ``nox -s NAME`` runs one.
+
+Every session installs the pinned CPU torch first (a bare ``torch`` would pull a multi-GB CUDA
+build). The conformance sessions against real engines call the same scripts as CI (``.ci/``),
+each of which builds its own environment for that engine.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+TORCH = "torch==2.13.0"
+
+
+def _install(session: nox.Session, extras: str = "test") -> None:
+    session.install(TORCH, "-e", f".[{extras}]")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy: strict on the reference implementation, regular on the kit (pyproject.toml)."""
+    _install(session, "dev")
+    session.run("mypy")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The README's test command: the suites, the meta tests and the benchmarks' own checks."""
+    _install(session)
+    session.run("python", "-m", "pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
+
+
+@nox.session(name="conform-reference")
+def conform_reference(session: nox.Session) -> None:
+    """``loaderspec conform`` against the reference implementation."""
+    _install(session)
+    session.run("loaderspec", "conform", "--impl", "reference", *session.posargs)
+
+
+@nox.session(name="conform-vllm", venv_backend="none")
+@nox.parametrize("version", ["0.9.2", "0.32.0"])
+def conform_vllm(session: nox.Session, version: str) -> None:
+    """``loaderspec conform`` against a real vLLM release, in its own venv (.ci/conform-vllm.sh)."""
+    session.run("bash", ".ci/conform-vllm.sh", version, external=True)
+
+
+@nox.session
+def wheel(session: nox.Session) -> None:
+    """Build the wheel and run ``loaderspec conform`` from it in an empty folder."""
+    session.run("bash", ".ci/wheel-conform.sh", external=True)
+
+
+@nox.session(name="bench-quick")
+def bench_quick(session: nox.Session) -> None:
+    """A quick benchmark run of the reference (figures reported, never judged)."""
+    _install(session)
+    session.run("loaderspec", "bench", "--quick", *session.posargs)
