@@ -63,12 +63,16 @@ status=0
 # The report is committed: make its paths independent of where this checkout and venv live.
 if [[ -f "$reports/$label.json" ]]; then
     python3 - "$reports/$label.json" "$repo" "$venv" <<'PY'
+import re
 import sys
 from pathlib import Path
 
 report, repo, venv = Path(sys.argv[1]), sys.argv[2].rstrip("/"), sys.argv[3].rstrip("/")
 text = report.read_text(encoding="utf-8")
 text = text.replace(venv + "/", "$VENV/").replace(repo + "/", "")
+# What is left under the same top folders (other venvs, paths Hypothesis shortened with "...").
+for root in {"/" + Path(path).parts[1] for path in (repo, venv) if len(Path(path).parts) > 1}:
+    text = re.sub(re.escape(root) + r"/[^\s\"'\\]*", "<path>", text)
 report.write_text(text, encoding="utf-8")
 PY
 fi

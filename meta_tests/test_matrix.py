@@ -73,7 +73,7 @@ def test_the_committed_reports_cover_every_target() -> None:
 
 def test_every_failure_cell_of_the_committed_page_has_an_evidence_link() -> None:
     for report in load_reports(REPORTS):
-        # 0 PASS, 3 INCOMPLETE (a MUST requirement left inconclusive or unchecked); never a failure.
+        # 0 PASS, 3 INCOMPLETE (this machine left a MUST requirement unchecked); never a failure.
         assert report.summary["exit_status"] in (0, 3), f"{report.label}: its committed run had unexpected outcomes"
         for requirement in report.requirements:
             if requirement["verdict"] in ("expected failure", "failed", "unexpected pass"):
