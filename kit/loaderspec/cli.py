@@ -1,12 +1,13 @@
-"""The ``loaderspec`` command: ``conform`` (the conformance run) and ``bench``."""
+"""The ``loaderspec`` command: ``conform`` (the conformance run), ``matrix`` and ``bench``."""
 
 from __future__ import annotations
 
 import sys
 
-USAGE = """usage: loaderspec {conform,bench} [options]
+USAGE = """usage: loaderspec {conform,matrix,bench} [options]
 
   conform   run the property suites against an implementation; a verdict per requirement
+  matrix    render conform JSON reports of several targets into one page (docs/conformance.md)
   bench     benchmark the post-loading path, side by side with another implementation
 
 'loaderspec COMMAND --help' describes each command's options.
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         from loaderspec.conform.runner import conform
 
         return conform(rest)
+    if command == "matrix":
+        from loaderspec.conform.matrix import matrix
+
+        return matrix(rest)
     if command == "bench":
         from loaderspec_bench.cli import main as bench
 

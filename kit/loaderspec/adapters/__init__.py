@@ -1,1 +1,1 @@
-"""The shipped adapters: ``reference`` and ``vllm``; each module defines ``ADAPTER``."""
+"""The shipped adapters: ``reference``, ``vllm`` and ``sglang``; each module defines ``ADAPTER``."""

