@@ -301,30 +301,12 @@ def measure_host_memory(
     return HostMemory(source, param_bytes, before, after, after_trim, predicted, active)
 
 
-class _CpuFastContext:
-    """A class-based stand-in for ``device_loading_context`` with a CPU fast path (what-if only)."""
-
-    __slots__ = ("module",)
-
-    def __init__(self, module: nn.Module, target: torch.device) -> None:
-        if target.type != "cpu":
-            raise NotImplementedError("what-if variant for CPU targets only")
-        self.module = module
-
-    def __enter__(self) -> nn.Module:
-        return self.module
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def traversal_breakdown(adapter: Adapter, model: nn.Module, model_config: Any) -> dict[str, Callable[[], None]]:
     """Variants between the traversal floor and the implementation, CPU target (diagnosis only).
 
     ``floor``: the bare passes; ``+ hooks``: the same passes calling each quantize hook and
     attention hook (what ``process_weights_after_loading`` would cost if it skipped the
-    device context for a CPU target, which DL-1 makes a no-op); ``+ hooks + class context``:
-    hooks inside a class-based context manager with a CPU fast path; ``+ hooks + context``:
+    device context for a CPU target, which DL-1 makes a no-op); ``+ hooks + context``:
     hooks inside the adapter's own ``device_loading_context`` (the implementation's
     structure, re-assembled); ``implementation``: ``process_weights_after_loading`` itself.
     """
@@ -357,7 +339,6 @@ def traversal_breakdown(adapter: Adapter, model: nn.Module, model_config: Any) -
     return {
         "floor": traversal_floor(adapter, model),
         "+ hooks": with_context(None),
-        "+ hooks + class context": with_context(_CpuFastContext),
         "+ hooks + context": with_context(adapter.device_loading_context),
         "implementation": lambda: process(model, model_config, cpu),
     }
