@@ -274,6 +274,8 @@ def measure_host_memory(
     device). On CUDA the count is the pinned host allocator's ``allocated_bytes`` (blocks
     owned, active or cached, rounded as allocated); elsewhere it is the process RSS, which
     includes what malloc keeps after a free (``held_after_trim``: after ``malloc_trim``).
+    Memory freed by the build is trimmed before the pass; nothing is trimmed between the
+    pass and ``held_after``.
     """
     source, counter = _host_counter(target)
     gc.collect()
@@ -287,6 +289,9 @@ def measure_host_memory(
     target_in_host = on_target if (source == "rss" and target.type != "cpu") else 0
     predicted = sum(next_power_of_two(p.nbytes) for p in host_params)
     gc.collect()
+    # The build's temporaries (random sources, freed) are not the pass's: give them back
+    # first, so ``after`` counts what the pass and its restore leave (no trim after it).
+    _malloc_trim()
     before = counter() - start - target_in_host
     run(model)
     synchronize(target)
