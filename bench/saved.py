@@ -153,7 +153,14 @@ def _figure(column: Column, case: dict[str, Any] | None) -> tuple[str, str, str]
         why = str(case.get("problems", {}).get(column.who, "n/a"))
         return ("incorrect" if why.startswith("incorrect") else "n/a"), "", ""
     ratio = f"{value / floor:.2f}" if floor else "-"
+    if _noisy(case, column.who) or _noisy(case, "floor"):
+        ratio += " noisy"
     return format_seconds(value), format_seconds(floor) if floor else "-", ratio
+
+
+def _noisy(case: dict[str, Any], who: str) -> bool:
+    series = case.get("series", {}).get(who)
+    return bool(series.get("noisy")) if isinstance(series, dict) else False
 
 
 def _host_memory_cells(column: Column) -> dict[str, str]:
@@ -177,7 +184,7 @@ def render(runs: list[SavedRun], out: TextIO, *, markdown: bool = False) -> None
             + f"; {d.get('machine', '?')}; {d.get('rounds', '?')} rounds"
             + (", quick" if d.get("quick") else "")
             + f"; saved {d.get('saved_at', '?')}"
-            + f"; load at the end {d.get('load_average_end', '?')}",
+            + f"; load at the end {_load(d.get('load_average_end'))}",
             file=out,
         )
     names: list[str] = []
@@ -190,9 +197,14 @@ def render(runs: list[SavedRun], out: TextIO, *, markdown: bool = False) -> None
         rows.append([f"{key} (x param bytes)", *[cell for cells in memory for cell in ("", "", cells.get(key, ""))]])
     _print_table(header, rows, out, markdown)
     print(
-        "x floor: the median over that run's own floor, measured in the same rounds (compare these across runs)",
+        "x floor: the median over that run's own floor, measured in the same rounds (compare these across runs); "
+        "noisy: figure or floor spread (IQR/median) above 10%",
         file=out,
     )
+
+
+def _load(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "?"
 
 
 def _print_table(header: list[str], rows: list[list[str]], out: TextIO, markdown: bool) -> None:
