@@ -27,21 +27,10 @@ _COMMON = {
         HealthCheck.function_scoped_fixture,
     ]
 }
-# Without Hypothesis's explain phase: it re-runs a failing example with each part varied to
-# comment on which parts matter, which took ~2/3 of a conformance run against vLLM 0.32
-# (117 of 179 s of test_decision_table, an expected failure); shrinking still runs.
-_NO_EXPLAIN = [phase for phase in Phase if phase is not Phase.explain]
 settings.register_profile(
-    "ci",
-    derandomize=True,
-    deadline=None,
-    print_blob=True,
-    max_examples=100,
-    database=None,
-    phases=_NO_EXPLAIN,
-    **_COMMON,
+    "ci", derandomize=True, deadline=None, print_blob=True, max_examples=100, database=None, **_COMMON
 )
-settings.register_profile("dev", deadline=None, print_blob=True, max_examples=100, phases=_NO_EXPLAIN, **_COMMON)
+settings.register_profile("dev", deadline=None, print_blob=True, max_examples=100, **_COMMON)
 settings.register_profile(
     "thorough",
     deadline=None,
