@@ -41,7 +41,7 @@ def _bytes(tensor: torch.Tensor) -> bytes:
 class _Counted:
     """Counts the hook calls of ``process_weights_after_loading`` per module, then takes the counters off."""
 
-    def __init__(self, quantized: list[nn.Module], attention: list[nn.Module]) -> None:
+    def __init__(self, quantized: list[Any], attention: list[Any]) -> None:
         self.calls: Counter[int] = Counter()
         self.patched: list[tuple[Any, str]] = []
         for method in {id(m.quant_method): m.quant_method for m in quantized}.values():
@@ -65,7 +65,7 @@ class _Counted:
             owner.__dict__.pop(attribute, None)
 
 
-def _expected_values(quantized: list[nn.Module], model: nn.Module) -> dict[int, tuple[torch.device, bytes]]:
+def _expected_values(quantized: list[Any], model: nn.Module) -> dict[int, tuple[torch.device, bytes]]:
     """Per parameter (by id): its device before the pass and its bytes after the method's hook."""
     expected: dict[int, tuple[torch.device, bytes]] = {}
     for param in model.parameters():
@@ -94,8 +94,10 @@ def post_loading(
     def check_post_loading() -> str | None:
         if setup is not None:
             setup()
-        quantized = [m for _, m in model.named_modules() if getattr(m, "quant_method", None) is not None]
-        attention = [m for _, m in model.named_modules() if attention_class and isinstance(m, attention_class)]
+        quantized: list[Any] = [m for _, m in model.named_modules() if getattr(m, "quant_method", None) is not None]
+        attention: list[Any] = [
+            m for _, m in model.named_modules() if attention_class and isinstance(m, attention_class)
+        ]
         expected = _expected_values(quantized, model) if values else {}
         counted = _Counted(quantized, attention)
         try:

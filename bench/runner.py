@@ -142,9 +142,10 @@ def run_case(
     setups["floor"] = own.setup
     # A call that fails is reported and dropped; the others are timed without it.
     for who in list(fns):
+        setup = setups.get(who)
         try:
-            if setups.get(who):
-                setups[who]()
+            if setup is not None:
+                setup()
             fns[who]()
         except Exception as error:
             row.problems[who] = f"error: {type(error).__name__}: {error}"
