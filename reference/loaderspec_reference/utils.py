@@ -213,7 +213,7 @@ def device_loading_context(module: nn.Module, target_device: torch.device) -> It
             (shared if ptr in seen else seen).add(ptr)
         for name, p in module.named_parameters():
             if name in original_device_states:
-                original_device: torch.device = original_device_states[name]
+                original_device = original_device_states[name]
                 original = originals[name]
                 if (
                     # DL-10 (MAY): the body left the original size/stride/dtype and the original
