@@ -4,7 +4,7 @@ A :class:`Case` prepares, for one adapter, a freshly built workload with the cal
 measures (``run``) and the floor it is compared with (``floor``, on the same workload: the
 runner times each contender and the floor on workloads of their own). Chapters follow the spec: ``post-loading``
 (``process_weights_after_loading``, PW-1..PW-4) and ``device-loading``
-(``device_loading_context``, DL-2/DL-4/DL-5).
+(``device_loading_context``, DL-2, DL-10..DL-12, DL-5).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from loaderspec.adapter import Adapter
 from torch import nn
 
-from . import floors, workloads
+from . import correctness, floors, workloads
 from .measure import synchronize
 
 DEFAULT_OFFLOAD = 0.5
@@ -39,6 +39,8 @@ class Prepared:
     info: dict[str, Any] = field(default_factory=dict)
     keep: Any = None
     """The objects the callables need alive (the model)."""
+    check: Callable[[], str | None] | None = None
+    """Runs ``run`` once and checks what it is about to be timed on (:mod:`loaderspec_bench.correctness`)."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,15 @@ def traversal_case(modules: int) -> Case:
     def prepare(adapter: Adapter, config: Any) -> Prepared:
         workload = workloads.moe_model(adapter, shape=shape, method="noop", target=cpu)
         quantized = len(workload.quantized_modules())
+        run = _post_loading_call(adapter, workload.model, config, cpu)
         return Prepared(
-            run=_post_loading_call(adapter, workload.model, config, cpu),
+            run=run,
             floor=floors.traversal_floor(adapter, workload.model),
             info={"modules": workload.module_count, "quantized_modules": quantized},
             keep=workload,
+            check=correctness.post_loading(
+                workload.model, run, setup=None, attention_class=workloads.attention_class(adapter), values=False
+            ),
         )
 
     label = workloads._short_count(shape.module_count)
@@ -96,15 +102,20 @@ def traversal_case(modules: int) -> Case:
 
 
 def dense_case(method: str, target: torch.device, *, scale: int, offload: float = DEFAULT_OFFLOAD) -> Case:
-    """``process_weights_after_loading`` on the dense decoder with ``method`` (PW-1, PW-3)."""
+    """``process_weights_after_loading`` on the dense decoder with ``method`` (PW-1, PW-6, PW-7)."""
     fraction = offload if target.type != "cpu" else 0.0
 
     def prepare(adapter: Adapter, config: Any) -> Prepared:
         workload = workloads.dense_model(adapter, method=method, scale=scale, target=target, offload_fraction=fraction)
+        run = _post_loading_call(adapter, workload.model, config, target)
+        setup = None if method == "noop" else workload.restorer()
         return Prepared(
-            run=_post_loading_call(adapter, workload.model, config, target),
+            run=run,
             floor=floors.post_loading_floor(adapter, workload.model, target),
-            setup=None if method == "noop" else workload.restorer(),
+            setup=setup,
+            check=correctness.post_loading(
+                workload.model, run, setup=setup, attention_class=workloads.attention_class(adapter), values=True
+            ),
             nbytes=workload.offloaded_bytes or None,
             info={
                 "modules": workload.module_count,
@@ -121,7 +132,7 @@ def dense_case(method: str, target: torch.device, *, scale: int, offload: float 
 
 
 def round_trip_case(nbytes: int, target: torch.device) -> Case:
-    """``device_loading_context`` around an empty block, one host parameter of ``nbytes`` (DL-2, DL-4)."""
+    """``device_loading_context`` around an empty block, one host parameter of ``nbytes`` (DL-2, DL-10..DL-12)."""
 
     def prepare(adapter: Adapter, config: Any) -> Prepared:
         module = workloads.single_parameter_module(nbytes, pin=floors.pin_like_context(target))
@@ -138,6 +149,7 @@ def round_trip_case(nbytes: int, target: torch.device) -> Case:
             nbytes=nbytes,
             info={"param_bytes": nbytes},
             keep=module,
+            check=correctness.round_trip(module, run),
         )
 
     return Case(

@@ -4,14 +4,17 @@ Usage::
 
     loaderspec bench [--impl X] [--vs Y] [--rounds N] [--quick] [--json PATH]
                      [--targets auto|cpu,sim,cuda] [--dense-scale S] [--only SUBSTRING ...]
-                     [--threads N] [--malloc-default] [--no-host-memory]
+                     [--threads N] [--malloc-default] [--no-host-memory] [--save NAME]
+    loaderspec bench compare RUN [RUN ...] [--dir DIR] [--markdown]
 
 X and Y are adapter names (``reference``, ``vllm``) or modules defining ``ADAPTER``, as
 for the conformance suites. Both run in this process, round after round, with the floor
 of each figure measured in the same rounds. The table prints, per workload: median of X
 and its spread, median of Y and its spread, X/Y, the floor and its spread, X/floor and
-Y/floor. Times are reported, never judged: the exit status is 0 unless an implementation
-could not be loaded (2) or a case failed to run (1).
+Y/floor. Times are reported, never judged: the exit status is 0 unless an option cannot
+work or an implementation cannot be loaded (2), or a case failed to run or a contender was
+incorrect on the work it was about to be timed on (1). ``compare`` renders runs saved with
+``--save`` (in any environment) side by side.
 
 The benchmark code lives in the ``loaderspec_bench`` package (``bench/`` in the source tree).
 """
@@ -68,6 +71,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and figures do not depend on which contender ran before)",
     )
     parser.add_argument(
+        "--save",
+        default=None,
+        metavar="NAME",
+        help="save the run as NAME (with its floors, versions and machine facts) for `loaderspec bench compare`",
+    )
+    parser.add_argument(
+        "--save-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where --save writes (default $LOADERSPEC_BENCH_DIR or ./.loaderspec-bench)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -76,23 +92,83 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``loaderspec bench`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    """Run ``loaderspec bench`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    ``loaderspec bench compare RUN [RUN ...]`` renders saved runs side by side instead.
+    """
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["compare"]:
+        from loaderspec_bench.saved import compare_main
+
+        return compare_main(argv[1:], sys.stdout, sys.stderr)
     args = build_parser().parse_args(argv)
     return run_from_args(args)
+
+
+def _problem(args: argparse.Namespace) -> str | None:
+    """The first option that cannot work, checked before anything is loaded or timed (exit 2)."""
+    from loaderspec_bench import saved, workloads
+    from loaderspec_bench.cases import default_cases
+    from loaderspec_bench.targets import parse_targets
+
+    if args.rounds is not None and args.rounds < 1:
+        return f"--rounds must be at least 1, got {args.rounds}"
+    if args.threads is not None and args.threads < 1:
+        return f"--threads must be at least 1, got {args.threads}"
+    scale = args.dense_scale or (16 if args.quick else 8)
+    try:
+        workloads.dense_shape(scale)
+    except ValueError as error:
+        return f"--dense-scale {scale}: {error}"
+    try:
+        target_list, _ = parse_targets(args.targets)
+    except ValueError as error:
+        return f"--targets {args.targets!r}: {error}"
+    if args.only:
+        names = [case.name for case in default_cases(target_list, quick=args.quick, scale=scale)] + ["host-memory"]
+        unknown = [key for key in args.only if not any(key in name for name in names)]
+        if unknown:
+            return f"--only {' '.join(unknown)}: matches no workload (workloads: {', '.join(names)})"
+    if args.json is not None and not _writable(args.json):
+        return f"--json {args.json}: cannot write there"
+    if args.save is not None:
+        try:
+            saved.check_name(args.save)
+        except saved.SavedRunError as error:
+            return str(error)
+        if not _writable(saved.storage_dir(args.save_dir) / f"{args.save}.json"):
+            return f"--save {args.save}: cannot write into {saved.storage_dir(args.save_dir)}"
+    return None
+
+
+def _writable(path: Path) -> bool:
+    """Whether a file can be created at ``path`` (its folder is created if missing), tried now."""
+    import os
+
+    folder = path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if path.is_dir() or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run with already-parsed arguments (see :func:`add_arguments`)."""
     import os
+    import sys
 
     try:
         from loaderspec_bench.runner import Options, run
     except ImportError as error:
-        print(f"loaderspec bench: the benchmark package loaderspec_bench cannot be imported ({error})")
+        print(f"loaderspec bench: the benchmark package loaderspec_bench cannot be imported ({error})", file=sys.stderr)
         return 2
-
-    if args.rounds is not None and args.rounds < 1:
-        print("loaderspec bench: --rounds must be at least 1")
+    problem = _problem(args)
+    if problem is not None:
+        print(f"loaderspec bench: {problem}", file=sys.stderr)
         return 2
     options = Options(
         impl=args.impl or os.environ.get(ENV_VAR) or DEFAULT_IMPL,
@@ -106,6 +182,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         host_memory=not args.no_host_memory,
         threads=args.threads,
         malloc_default=args.malloc_default,
+        save=args.save,
+        save_dir=args.save_dir,
     )
     return run(options)
 

@@ -24,8 +24,9 @@ import torch
 from loaderspec.adapter import Adapter, AdapterError, add_impl_option, stay_offline
 from loaderspec.support import devices
 from loaderspec_bench import cases, regression
+from loaderspec_bench.contenders import probe_adapter
 from loaderspec_bench.measure import FLOOR_CLOCK, NOISY_SPREAD, calibrate, paired_ratio, steady_allocator
-from loaderspec_bench.runner import busy_note, probe_adapter
+from loaderspec_bench.targets import busy_note
 
 stay_offline()
 

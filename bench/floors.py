@@ -5,11 +5,11 @@
   nothing else: no hook call, no device context.
 * :func:`post_loading_floor`: the traversal floor, plus the quantize hooks called directly
   on the quantized modules, plus, for parameters on the host with an accelerator target,
-  the round trip done with plain copies into preallocated buffers (spec PW-3 without the
+  the round trip done with plain copies into preallocated buffers (spec PW-6/PW-7 without the
   context's allocations).
 * :func:`copy_floor`: the bytes of a round trip moved with plain tensor copies into
   preallocated buffers (device <- host, host <- device): the copy bandwidth that
-  ``device_loading_context`` (DL-2, DL-4) cannot beat. Host buffers are pinned when the
+  ``device_loading_context`` (DL-2, DL-10..DL-12) cannot beat. Host buffers are pinned when the
   context would pin (DL-5).
 * :func:`measure_host_memory`: host bytes held after the restore, against the parameters'
   bytes (the floor is the parameters' bytes: ratio 1.0).
@@ -274,6 +274,8 @@ def measure_host_memory(
     device). On CUDA the count is the pinned host allocator's ``allocated_bytes`` (blocks
     owned, active or cached, rounded as allocated); elsewhere it is the process RSS, which
     includes what malloc keeps after a free (``held_after_trim``: after ``malloc_trim``).
+    Memory freed by the build is trimmed before the pass; nothing is trimmed between the
+    pass and ``held_after``.
     """
     source, counter = _host_counter(target)
     gc.collect()
@@ -287,6 +289,9 @@ def measure_host_memory(
     target_in_host = on_target if (source == "rss" and target.type != "cpu") else 0
     predicted = sum(next_power_of_two(p.nbytes) for p in host_params)
     gc.collect()
+    # The build's temporaries (random sources, freed) are not the pass's: give them back
+    # first, so ``after`` counts what the pass and its restore leave (no trim after it).
+    _malloc_trim()
     before = counter() - start - target_in_host
     run(model)
     synchronize(target)
@@ -301,30 +306,12 @@ def measure_host_memory(
     return HostMemory(source, param_bytes, before, after, after_trim, predicted, active)
 
 
-class _CpuFastContext:
-    """A class-based stand-in for ``device_loading_context`` with a CPU fast path (what-if only)."""
-
-    __slots__ = ("module",)
-
-    def __init__(self, module: nn.Module, target: torch.device) -> None:
-        if target.type != "cpu":
-            raise NotImplementedError("what-if variant for CPU targets only")
-        self.module = module
-
-    def __enter__(self) -> nn.Module:
-        return self.module
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def traversal_breakdown(adapter: Adapter, model: nn.Module, model_config: Any) -> dict[str, Callable[[], None]]:
     """Variants between the traversal floor and the implementation, CPU target (diagnosis only).
 
     ``floor``: the bare passes; ``+ hooks``: the same passes calling each quantize hook and
     attention hook (what ``process_weights_after_loading`` would cost if it skipped the
-    device context for a CPU target, which DL-1 makes a no-op); ``+ hooks + class context``:
-    hooks inside a class-based context manager with a CPU fast path; ``+ hooks + context``:
+    device context for a CPU target, which DL-1 makes a no-op); ``+ hooks + context``:
     hooks inside the adapter's own ``device_loading_context`` (the implementation's
     structure, re-assembled); ``implementation``: ``process_weights_after_loading`` itself.
     """
@@ -357,7 +344,6 @@ def traversal_breakdown(adapter: Adapter, model: nn.Module, model_config: Any) -
     return {
         "floor": traversal_floor(adapter, model),
         "+ hooks": with_context(None),
-        "+ hooks + class context": with_context(_CpuFastContext),
         "+ hooks + context": with_context(adapter.device_loading_context),
         "implementation": lambda: process(model, model_config, cpu),
     }

@@ -76,3 +76,41 @@ def describe_machine() -> str:
         pass
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return f"{cpu} x{os.cpu_count()}{memory}, torch {torch.__version__} ({torch.get_num_threads()} threads){gpu}"
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the platform has none)."""
+    import os
+
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def busy_note(when: str) -> str | None:
+    """A label when other processes compete for the CPUs (figures are then noisier)."""
+    import os
+
+    load, cpus = load_average(), os.cpu_count() or 1
+    if load is None or load < 0.5 * cpus:
+        return None
+    return (
+        f"machine busy {when}: 1-minute load average {load:.2f} on {cpus} CPUs; other processes "
+        "compete with the benchmark, so spreads are wider (multi-threaded copies can wait a "
+        "scheduler tick, ~4-16 ms, for a busy core)"
+    )
+
+
+def machine_facts() -> dict[str, object]:
+    """What a saved run records about where it ran (compare runs from one machine)."""
+    import os
+    import platform
+
+    return {
+        "description": describe_machine(),
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average": load_average(),
+    }

@@ -1,20 +1,25 @@
-"""Smoke test of ``loaderspec bench`` (``loaderspec_bench.cli.main``): one small workload, two
-rounds, X against itself; checks the table and the JSON, never a time. A few seconds."""
+"""Smoke tests of ``loaderspec bench`` (``loaderspec_bench.cli.main``): one small workload, few
+rounds, X against itself; checks the table, the JSON, saved runs and their comparison, the
+options refused up front, and that an incorrect contender is reported rather than timed.
+Never a time. A few seconds each."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
+from loaderspec_bench import saved
 from loaderspec_bench.cli import main
+
+QUICK = ["--rounds", "2", "--targets", "cpu", "--only", "traversal/moe-1k", "--malloc-default"]
 
 
 def test_bench_cli_prints_each_figure_with_its_floor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
-    argv = ["--vs", "reference", "--rounds", "2", "--targets", "cpu", "--only", "traversal/moe-1k", "--malloc-default"]
-    argv += ["--json", str(out)]
-    assert main(argv) == 0
+    assert main(["--vs", "reference", *QUICK, "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "traversal/moe-1k/cpu" in text and "X/floor" in text and "X/Y" in text
     document = json.loads(out.read_text())
@@ -28,8 +33,129 @@ def test_bench_cli_reports_an_unavailable_implementation(capsys: pytest.CaptureF
     assert "unavailable" in capsys.readouterr().err
 
 
-def test_bench_cli_runs_alone_when_vs_is_unavailable(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--vs", "loaderspec_no_such_adapter", "--rounds", "1", "--targets", "cpu", "--only", "traversal/moe-1k"]
-    argv.append("--malloc-default")
-    assert main(argv) == 0
-    assert "--vs: implementation 'loaderspec_no_such_adapter' is unavailable" in capsys.readouterr().out
+@pytest.fixture
+def raising_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    (tmp_path / "loaderspec_raising_adapter.py").write_text("raise RuntimeError('planted import failure')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "loaderspec_raising_adapter"
+    sys.modules.pop("loaderspec_raising_adapter", None)
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--dense-scale", "7"], "--dense-scale 7"),
+        (["--only", "zzz"], "--only zzz"),
+        (["--threads", "0"], "--threads"),
+        (["--rounds", "0"], "--rounds"),
+        (["--targets", "tpu"], "--targets"),
+        (["--json", "{tmp}/a-file/out.json"], "--json"),
+        (["--save", "../escape"], "--save"),
+    ],
+)
+def test_bench_cli_refuses_bad_options_before_running(
+    argv: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").write_text("a file, not a folder")
+    assert main([*QUICK, *(arg.replace("{tmp}", str(tmp_path)) for arg in argv)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "", "nothing may run before the options are checked"
+    (line,) = captured.err.strip().splitlines()
+    assert named in line, line
+
+
+def test_bench_cli_refuses_a_vs_module_that_raises_on_import(
+    raising_module: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--vs", raising_module, *QUICK]) == 2
+    captured = capsys.readouterr()
+    assert "planted import failure" in captured.err and "--vs" in captured.err
+    assert "traversal/moe-1k" not in captured.out
+
+
+def test_unwritable_json_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        assert main([*QUICK, "--json", str(locked / "out.json")]) == 2
+        assert "--json" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_saved_runs_compare_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = ["--save-dir", str(tmp_path)]
+    assert main([*QUICK, "--save", "first", *store]) == 0
+    assert main([*QUICK, "--save", "second", *store]) == 0
+    capsys.readouterr()
+    document = json.loads((tmp_path / "first.json").read_text())
+    assert document["format"] == saved.FORMAT and document["name"] == "first"
+    assert document["machine_facts"]["cpus"] and "torch" in document and "versions" in document
+    assert main(["compare", "first", "second", "--dir", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "first median" in text and "second x floor" in text and "traversal/moe-1k/cpu" in text
+    assert main(["compare", str(tmp_path / "first.json"), "second", "--dir", str(tmp_path), "--markdown"]) == 0
+    assert "| workload |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        (None, "no saved run"),
+        ("{not json", "malformed JSON"),
+        ("[1, 2]", "not an object"),
+        ('{"format": "other/9", "cases": []}', "format"),
+        ('{"impl": "x", "cases": [{"series": {}}]}', "no name"),
+    ],
+)
+def test_compare_refuses_bad_input_with_one_line(
+    tmp_path: Path, content: str | None, named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if content is not None:
+        (tmp_path / "bad.json").write_text(content)
+    assert main(["compare", "bad", "--dir", str(tmp_path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert named in line and "bad" in line, line
+
+
+def test_compare_refuses_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", str(tmp_path / "absent.json")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+@pytest.fixture
+def skipping_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An adapter whose process_weights_after_loading skips every other quantize hook."""
+    (tmp_path / "loaderspec_skipping_adapter.py").write_text(
+        "from loaderspec.adapters.reference import ReferenceAdapter\n"
+        "class Skipping(ReferenceAdapter):\n"
+        "    name = 'skipping'\n"
+        "    def lookup(self, name):\n"
+        "        found = super().lookup(name)\n"
+        "        if name != 'process_weights_after_loading':\n"
+        "            return found\n"
+        "        def process(model, config, target):\n"
+        "            for index, (_, module) in enumerate(model.named_modules()):\n"
+        "                method = getattr(module, 'quant_method', None)\n"
+        "                if method is not None and index % 2:\n"
+        "                    method.process_weights_after_loading(module)\n"
+        "        return process\n"
+        "ADAPTER = Skipping()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "loaderspec_skipping_adapter"
+    sys.modules.pop("loaderspec_skipping_adapter", None)
+
+
+def test_incorrect_contender_is_reported_not_timed(
+    skipping_module: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["--impl", skipping_module, "--vs", "reference", *QUICK, "--json", str(out)]) == 1
+    assert "incorrect: PW-1" in capsys.readouterr().out
+    (case,) = json.loads(out.read_text())["cases"]
+    assert "impl" not in case["series"] and case["problems"]["impl"].startswith("incorrect: PW-1")
+    assert case["series"]["vs"]["rounds"] == 2

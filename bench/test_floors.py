@@ -23,7 +23,7 @@ def _state(model: torch.nn.Module) -> dict[str, tuple[str, torch.dtype, tuple[in
 def test_post_loading_floor_leaves_the_model_as_the_implementation_does(
     impl: Adapter, configs: cases.ConfigCache, target: torch.device, method: str
 ) -> None:
-    """PW-1/PW-3: same devices, dtypes, shapes and values after the floor as after the implementation."""
+    """PW-1/PW-6/PW-7: same devices, dtypes, shapes and values after the floor as after the implementation."""
     offload = 0.5 if target.type != "cpu" else 0.0
     build = dict(method=method, scale=32, target=target, offload_fraction=offload, seed=3)
     by_impl = workloads.dense_model(impl, **build)

@@ -4,7 +4,7 @@
   against two bare ``named_modules()`` passes with the same type checks (PW-1, PW-2, PW-4);
 * dense: the Llama-3-8B-shaped decoder with no-op / repack / cast methods, on the CPU and
   on the accelerator with half the layers offloaded to the host, so every offloaded
-  quantized layer makes a round trip through ``device_loading_context`` (PW-3), against
+  quantized layer makes a round trip through ``device_loading_context`` (PW-6, PW-7), against
   the same work without the loader (bare passes + direct hooks + staged copies).
 
 Each figure and its floor share a benchmark group. The ``*_vs_floor`` benchmarks record,
@@ -49,14 +49,14 @@ def test_dense(
     method: str,
     role: str,
 ) -> None:
-    """PW-1/PW-3 with tensor work; on an accelerator half the layers are offloaded (DL-2/DL-4)."""
+    """PW-1/PW-6/PW-7 with tensor work; on an accelerator half the layers are offloaded (DL-2/DL-10)."""
     case = cases.dense_case(method, target, scale=dense_scale)
     prepared = case.prepare(impl, configs.get(impl))
     run_benchmark(case, prepared, role)
     if role == "figure" and target.type != "cpu":
         offloaded = [p for p in prepared.keep.model.parameters() if p.device.type == "cpu"]
         assert sum(p.nbytes for p in offloaded) == prepared.keep.offloaded_bytes, (
-            "DL-4: after the post-loading pass the offloaded parameters are back on the host"
+            "DL-10: after the post-loading pass the offloaded parameters are back on the host"
         )
 
 
@@ -81,7 +81,7 @@ def test_dense_vs_floor(
     dense_scale: int,
     method: str,
 ) -> None:
-    """Dense post-loading / its floor, paired per round (PW-1, PW-3)."""
+    """Dense post-loading / its floor, paired per round (PW-1, PW-6, PW-7)."""
     case = cases.dense_case(method, target, scale=dense_scale)
     config = configs.get(impl)
     run_vs_floor(case, case.prepare(impl, config), case.prepare(impl, config))

@@ -26,7 +26,7 @@ CPU offload (``offload_fraction``): the first ``ceil(fraction * layers)`` decode
 keep their parameters on the host (pinned when pinned memory is available, as vLLM's
 ``--cpu-offload-gb`` does); everything else lives on the target device. With offload, each
 quantized layer's weights make a round trip host -> device -> host through
-``device_loading_context`` (spec PW-3, DL-2/DL-4/DL-5).
+``device_loading_context`` (spec PW-6/PW-7, DL-2, DL-10..DL-12, DL-5).
 """
 
 from __future__ import annotations

@@ -120,3 +120,65 @@ def test_overlapping_data_is_restored_and_the_body_error_kept(impl, accelerator,
     assert torch.equal(module.bias, bias) and module.bias.device.type == "cpu", (
         "DL-16: the other parameter was not restored"
     )
+
+
+def _storage_bytes(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy of every byte of ``tensor``'s storage (not only its view's)."""
+    return torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage().cpu()).clone()
+
+
+@pytest.mark.req("DL-19")
+@given(spec=lst.module_specs(allow_on_target=False), body=lst.bodies(), pin_originals=st.booleans())
+def test_reused_host_storage_holds_the_body_values(impl, accelerator, pin_memory, spec, body, pin_originals):
+    """DL-19 (MAY): allocating conforms; reusing the original host storage must happen only
+    under DL-19's conditions, into the original view, leaving the storage's other bytes."""
+    import contextlib
+
+    from hypothesis import event
+
+    from .support.device_properties import run_body
+    from .support.tensors import raw_bytes
+
+    module = lst.build_module(spec, accelerator)
+    if pin_originals:  # as vLLM's CPU offloading allocates them
+        for param in module.parameters():
+            if param.numel() > 0:
+                param.data = param.data.pin_memory()
+    originals = {name: p.data for name, p in module.named_parameters() if p.device.type == "cpu"}
+    storages = {name: _storage_bytes(t) for name, t in originals.items()}
+    at_body_end: dict[str, Snapshot] = {}
+    with contextlib.suppress(PlantedError, KeyboardInterrupt):
+        with impl.device_loading_context(module, accelerator):
+            try:
+                run_body(module, body, accelerator)
+            finally:
+                at_body_end = {name: Snapshot.of(p) for name, p in module.named_parameters()}
+    for name, param in module.named_parameters():
+        original = originals.get(name)
+        if original is None or original.untyped_storage().nbytes() == 0:
+            continue
+        if param.untyped_storage().data_ptr() != original.untyped_storage().data_ptr():
+            continue  # a fresh allocation: DL-10..DL-12 and DL-5 judge it
+        event("DL-19: the original host storage was reused")
+        final = at_body_end[name]
+        kept = (tuple(original.size()), tuple(original.stride()), original.dtype)
+        assert (final.size, final.stride, final.dtype) == kept, (
+            f"DL-19: {name} was restored into its original storage, but the body left {final.describe()}"
+        )
+        assert original.is_pinned() == pin_memory, (
+            f"DL-19: {name} was restored into original storage with is_pinned()={original.is_pinned()}, "
+            f"pinned memory available={pin_memory}"
+        )
+        where = (param.storage_offset(), tuple(param.size()), tuple(param.stride()))
+        assert where == (original.storage_offset(), *kept[:2]), (
+            f"DL-19: {name} reuses the original storage at offset/size/stride {where}, not the original view's"
+        )
+        assert raw_bytes(original) == final.content, f"DL-19: views of {name}'s original storage miss the body's values"
+        expected = storages[name]
+        view = torch.empty(0, dtype=original.dtype).set_(
+            expected.untyped_storage(), original.storage_offset(), original.size(), original.stride()
+        )
+        view.copy_(original)
+        assert torch.equal(_storage_bytes(original), expected), (
+            f"DL-19: restoring {name} wrote bytes of its original storage outside the original view"
+        )

