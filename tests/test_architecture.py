@@ -355,7 +355,7 @@ def test_the_list_given_is_not_modified(impl, tmp_path):
     )
 
 
-# --- added by the mutation run (tools/mutants/survivors.md) ---
+# --- gaps found by the mutation run (tools/mutants/survivors.md) ---
 
 
 def _spy_on_dynamic_loading(monkeypatch) -> list[tuple[str, str | None]]:
@@ -377,8 +377,10 @@ def _spy_on_dynamic_loading(monkeypatch) -> list[tuple[str, str | None]]:
 @pytest.mark.req("AR-2")
 @pytest.mark.parametrize("quantization", [*MIXTRAL_HANDLES, "gptq", None])
 def test_mixtral_keeps_its_class_for_the_methods_it_handles(impl, toys_registered, tmp_path, quantization):
-    folder = write_custom_code_folder(tmp_path / "model", architectures=["MixtralForCausalLM"])
-    model_config = impl.model_config(folder, model_impl="vllm", quantization=quantization, trust_remote_code=True)
+    folder = isolated_custom_code_folder(tmp_path, architectures=["MixtralForCausalLM"])
+    model_config = impl.model_config(
+        folder, model_impl=impl.model_impl("native"), quantization=quantization, trust_remote_code=True
+    )
     handled = quantization is None or quantization in MIXTRAL_HANDLES
     expected = "MixtralForCausalLM" if handled else "QuantMixtralForCausalLM"
     with expect_success("AR-2", f"Mixtral with quantization={quantization}"):
@@ -402,21 +404,24 @@ def test_backend_entries_load_nothing_and_stay(impl, tmp_path, monkeypatch, mode
 def test_auto_map_is_loaded_in_key_order_with_the_revision(impl, tmp_path, monkeypatch):
     import json
 
-    folder = tmp_path / "model"
-    folder.mkdir()
+    folder = isolated_custom_code_folder(
+        tmp_path, extra_auto_map={"AutoModelForSequenceClassification": "a_scoring.ScoreModel"}
+    )
     # A class whose file sorts first: key order and the order of the references differ.
     (folder / "a_scoring.py").write_text(
         "from transformers import PreTrainedModel\n\n\nclass ScoreModel(PreTrainedModel):\n    pass\n"
+        f"# loaderspec isolation token {folder.name}\n"
     )
-    write_custom_code_folder(folder, extra_auto_map={"AutoModelForSequenceClassification": "a_scoring.ScoreModel"})
     config = json.loads((folder / "config.json").read_text())
     auto_map = dict(reversed(list(config["auto_map"].items())))  # written out of key order
     config["auto_map"] = auto_map
     (folder / "config.json").write_text(json.dumps(config))
     revision = "loaderspec-revision"
-    model_config = impl.model_config(folder, model_impl="auto", revision=revision, trust_remote_code=True)
+    model_config = impl.model_config(
+        folder, model_impl=impl.model_impl("auto"), revision=revision, trust_remote_code=True
+    )
     loaded = _spy_on_dynamic_loading(monkeypatch)
-    impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH])
+    impl.resolve_transformers_arch(model_config, [CUSTOM])
     expected = [auto_map[key].rsplit(".", 1)[0] + ".py" for key in sorted(auto_map)]
     assert [file for file, _ in loaded] == expected, (
         f"TF-2: auto_map {list(auto_map)} was loaded as {[f for f, _ in loaded]}, expected key order {expected}"
@@ -426,20 +431,20 @@ def test_auto_map_is_loaded_in_key_order_with_the_revision(impl, tmp_path, monke
     )
 
 
-@pytest.mark.req("TF-4", "TF-5")
+@pytest.mark.req("TF-9", "TF-12")
 @pytest.mark.parametrize("model_impl", ["auto", "transformers"])
 def test_entries_after_a_backend_entry_are_resolved(impl, tmp_path, model_impl):
     model_config = _custom_config(impl, tmp_path, model_impl=model_impl, backend_compatible=True)
-    requirement = "TF-4" if model_impl == "transformers" else "TF-5"
-    with expect_success(requirement, f"resolving [{BACKEND!r}, {CUSTOM_ARCH!r}] with model_impl {model_impl}"):
-        resolved = impl.resolve_transformers_arch(model_config, [BACKEND, CUSTOM_ARCH])
-    assert resolved == [BACKEND, BACKEND], f"{requirement}: [{BACKEND}, {CUSTOM_ARCH}] resolved to {resolved}"
+    requirement = "TF-9" if model_impl == "transformers" else "TF-12"
+    with expect_success(requirement, f"resolving [{BACKEND!r}, {CUSTOM!r}] with model_impl {model_impl}"):
+        resolved = impl.resolve_transformers_arch(model_config, [BACKEND, CUSTOM])
+    assert resolved == [BACKEND, BACKEND], f"{requirement}: [{BACKEND}, {CUSTOM}] resolved to {resolved}"
 
 
 @pytest.mark.req("TF-6")
 @pytest.mark.parametrize("compatible", [True, False])
-def test_vllm_impl_keeps_every_name(impl, tmp_path, compatible):
-    model_config = _custom_config(impl, tmp_path, model_impl="vllm", backend_compatible=compatible)
-    with expect_success("TF-6", f"model_impl vllm with a {'' if compatible else 'not '}compatible class"):
-        resolved = impl.resolve_transformers_arch(model_config, [CUSTOM_ARCH, BACKEND])
-    assert resolved == [CUSTOM_ARCH, BACKEND], f"TF-6: model_impl vllm resolved the names to {resolved}"
+def test_native_impl_keeps_every_name(impl, tmp_path, compatible):
+    model_config = _custom_config(impl, tmp_path, model_impl="native", backend_compatible=compatible)
+    with expect_success("TF-6", f"the native model_impl with a {'' if compatible else 'not '}compatible class"):
+        resolved = impl.resolve_transformers_arch(model_config, [CUSTOM, BACKEND])
+    assert resolved == [CUSTOM, BACKEND], f"TF-6: the native model_impl resolved the names to {resolved}"

@@ -322,7 +322,7 @@ def test_transformers_backend_builds_the_real_model(impl, tmp_path):
     )
 
 
-# --- added by the mutation run (tools/mutants/survivors.md) ---
+# --- gaps found by the mutation run (tools/mutants/survivors.md) ---
 
 
 @pytest.mark.req("MI-1")
@@ -332,9 +332,9 @@ def test_the_model_config_given_picks_the_class(impl, tmp_path):
     own = _recording_class(impl, [_keyword("config", True)], name="LoaderspecOwnToyForCausalLM")
     chosen = _recording_class(impl, [_keyword("config", True)], name="LoaderspecChosenToyForCausalLM")
     own_folder = write_llama_folder(tmp_path / "own", architectures=[own.__name__])
-    vllm_config = impl.vllm_config(impl.model_config(own_folder, model_impl="vllm"))
+    vllm_config = impl.vllm_config(impl.model_config(own_folder, model_impl=impl.model_impl("native")))
     given_folder = write_llama_folder(tmp_path / "given", architectures=[chosen.__name__])
-    given = impl.model_config(given_folder, model_impl="vllm")
+    given = impl.model_config(given_folder, model_impl=impl.model_impl("native"))
     with impl.registered_model(own.__name__, own), impl.registered_model(chosen.__name__, chosen):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -364,7 +364,7 @@ def test_new_style_class_with_required_prefix_and_catch_alls(impl, vllm_config, 
     assert model.received.keys() == {"vllm_config", "prefix"}, f"MI-3: {shown} got {sorted(model.received)}"
 
 
-@pytest.mark.req("MI-4", "MI-6")
+@pytest.mark.req("MI-7", "MI-11")
 @pytest.mark.parametrize("var_positional", [False, True])
 def test_old_style_catch_alls_need_nothing_more(impl, vllm_config, var_positional):
     from .support.errors import expect_success
@@ -375,10 +375,10 @@ def test_old_style_catch_alls_need_nothing_more(impl, vllm_config, var_positiona
         params.insert(0, inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL))
     model_class = _recording_class(impl, params, name="OldStyleToy")
     shown = f"__init__(self, {', '.join(str(p) for p in params)})"
-    with expect_success("MI-6", f"{shown}, which needs nothing the loader cannot give,"), warnings.catch_warnings():
+    with expect_success("MI-11", f"{shown}, which needs nothing the loader cannot give,"), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         model = impl.initialize_model(vllm_config, model_class=model_class)
-    assert model.received.keys() == {"config"}, f"MI-4: {shown} got {sorted(model.received)}"
+    assert model.received.keys() == {"config"}, f"MI-7: {shown} got {sorted(model.received)}"
 
 
 @pytest.mark.req("MI-3")

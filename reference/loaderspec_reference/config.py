@@ -134,3 +134,8 @@ def set_current_vllm_config(
 def get_current_prefix() -> str | None:
     """The ``prefix`` of the innermost ``set_current_vllm_config`` block, or None."""
     return _current.prefix
+
+
+def get_current_check_compile() -> bool:
+    """The ``check_compile`` flag of the innermost ``set_current_vllm_config`` block (MI-5)."""
+    return _current.check_compile
