@@ -10,6 +10,7 @@ import pytest
 import torch
 from hypothesis import event, given
 from hypothesis import strategies as st
+from loaderspec.adapter import NotProvided
 
 from . import strategies as lst
 
@@ -37,7 +38,9 @@ def _spy_on_mapper(impl, quant_config) -> list[tuple[object, object]]:
     """Record (mapper, the config's mapping at that moment) for each call of the config's
     apply-mapper method."""
     calls: list[tuple[object, object]] = []
-    original = getattr(quant_config, impl.apply_mapper_method)
+    original = getattr(quant_config, impl.apply_mapper_method, None)
+    if original is None:
+        raise NotProvided(impl.name, f"{type(quant_config).__name__}.{impl.apply_mapper_method}")
 
     def apply_mapper(mapper):
         calls.append((mapper, quant_config.packed_modules_mapping))
@@ -48,10 +51,11 @@ def _spy_on_mapper(impl, quant_config) -> list[tuple[object, object]]:
 
 
 def _wire(impl, model_class):
+    configure = impl.configure_quant_config  # "not provided" before anything else, when absent
     quant_config = impl.quant_config()
     calls = _spy_on_mapper(impl, quant_config)
     own_mapping = quant_config.packed_modules_mapping
-    impl.configure_quant_config(quant_config, model_class)
+    configure(quant_config, model_class)
     return quant_config, calls, own_mapping
 
 

@@ -18,8 +18,9 @@ Where SGLang keeps each name (0.5.23):
 - no ``ParamMapping``, ``get_model_cls``, ``initialize_model``, ``configure_quant_config``,
   ``VllmConfig`` or current-config scope: those requirements are "not provided".
 
-``model_impl`` values: SGLang's ``ModelImpl`` has ``sglang`` where vLLM has ``vllm``; the
-suites' ``"vllm"`` (the engine's own implementation) is passed as ``"sglang"``.
+``model_impl`` values: SGLang's ``ModelImpl`` has ``sglang`` where vLLM has ``vllm``
+(:attr:`SglangAdapter.model_impl_values`: the suites ask for the engine's own implementation
+by meaning, ``native``).
 
 Import shim (declared in :meth:`SglangAdapter.version`, so it lands in every report's
 header): SGLang imports ``torchvision`` at module level (multimodal processors, reached
@@ -46,6 +47,7 @@ from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as distribution_version
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -154,6 +156,7 @@ def _architectures_in_file(folder: Path) -> list[str] | None:
 class SglangAdapter(Adapter):
     name = "sglang"
     utils_logger_name = UTILS_MODULE  # logging.getLogger(__name__) in that module
+    model_impl_values = MappingProxyType({"auto": "auto", "native": "sglang", "transformers": "transformers"})
 
     def __init__(self) -> None:
         self._version: str | None = None
@@ -257,8 +260,7 @@ class SglangAdapter(Adapter):
         if task not in _EMBEDDING_TASKS:
             raise ValueError(f"unknown task {task!r}; expected one of {sorted(_EMBEDDING_TASKS)}")
         ModelConfig = self._import("sglang.srt.configs.model_config").ModelConfig
-        model_impl = str(getattr(model_impl, "value", model_impl))
-        sglang_impl = "sglang" if model_impl == "vllm" else model_impl
+        sglang_impl = str(getattr(model_impl, "value", model_impl))
         config = ModelConfig(
             model_path=str(folder),
             trust_remote_code=trust_remote_code,
