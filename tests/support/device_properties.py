@@ -91,6 +91,8 @@ def _check_entry(
         )
 
 
+# One property in one function, its phases in order (entry, body, exit), so that a failure's
+# traceback reads top to bottom; hence its length.
 def check_device_round_trip(
     device_loading_context: DeviceContext,
     spec: lst.ModuleSpec,

@@ -9,7 +9,7 @@ names live in later releases"); a name that version lacks raises :class:`NotProv
 Where vLLM's own constructors refuse the values a suite asks for (platform quantization
 support, architectures it cannot resolve, the task), :meth:`VllmAdapter.model_config`
 builds the object from values vLLM accepts and then sets the requested attributes; each
-such workaround is commented where it is made and listed in :attr:`last_workarounds`.
+such workaround is commented where it is made.
 """
 
 from __future__ import annotations
@@ -117,6 +117,12 @@ def _shared_cache_root(vllm_version: str) -> str:
         return tempfile.mkdtemp(prefix="loaderspec-vllm-cache-")
 
 
+def _set_if_different(config: Any, attribute: str, value: Any) -> None:
+    """Assign only what differs: vLLM's configs validate assignments."""
+    if getattr(config, attribute, None) != value:
+        setattr(config, attribute, value)
+
+
 class VllmAdapter(Adapter):
     name = "vllm"
     utils_logger_name = UTILS_MODULE  # vLLM's init_logger(__name__) in that module
@@ -126,8 +132,6 @@ class VllmAdapter(Adapter):
         self._utils: ModuleType | None = None
         self._names: dict[str, Any] = {}
         self._quant_config_class: type | None = None
-        self.last_workarounds: list[str] = []
-        """The workarounds the last :meth:`model_config` call needed (for reports)."""
 
     # --- version and imports ----------------------------------------------
 
@@ -233,97 +237,87 @@ class VllmAdapter(Adapter):
         model_impl = str(getattr(model_impl, "value", model_impl))
         if task not in _RUNNER_CONVERT:
             raise ValueError(f"unknown task {task!r}; expected one of {sorted(_RUNNER_CONVERT)}")
-        config_module = self._import("vllm.config")
-        ModelConfig = config_module.ModelConfig
-        uses_task = "task" in getattr(ModelConfig, "__dataclass_fields__", {})
-        architectures = _architectures_in_file(folder)
-        workarounds: list[str] = []
-
-        def build(impl: str, quant: str | None, task_: str | None, stand_in: bool) -> Any:
-            kwargs: dict[str, Any] = dict(
-                model=str(folder),
-                tokenizer=str(folder),
-                # The folders hold a config only: no tokenizer files to check.
-                skip_tokenizer_init=True,
-                dtype=dtype,
-                revision=revision,
-                trust_remote_code=trust_remote_code,
-                model_impl=impl,
-                quantization=quant,
-            )
-            if uses_task:  # <= 0.10.0
-                kwargs["task"] = task_ or "auto"
-            else:  # 0.10.1+: --runner/--convert replaced --task (PR #21470)
-                kwargs["runner"], kwargs["convert"] = _RUNNER_CONVERT[task_] if task_ else ("auto", "auto")
-            if stand_in:
-                kwargs["hf_overrides"] = _with_architectures([_STAND_IN_ARCH])
-            with self._no_hub_metadata_lookup(ModelConfig):
-                return ModelConfig(**kwargs)
-
+        common = dict(
+            model=str(folder),
+            tokenizer=str(folder),
+            skip_tokenizer_init=True,  # the folders hold a config only: no tokenizer files to check
+            dtype=dtype,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+        )
         # Attempts, first to last: exactly as asked; then with the values vLLM validates
         # reset to ones it accepts (the requested ones are set after construction); then
         # also with a stand-in architecture while it is constructed.
-        attempts = [
-            ("as requested", (model_impl, quantization, task, False)),
-            ("quantization/task/model_impl reset", ("auto", None, None, False)),
-            (f"architectures stood in by {_STAND_IN_ARCH}", ("auto", None, None, True)),
-        ]
+        attempts = [(model_impl, quantization, task, False), ("auto", None, None, False), ("auto", None, None, True)]
         first_error: BaseException | None = None
-        config = None
-        for label, arguments in attempts:
+        for impl, quant, task_, stand_in in attempts:
             try:
-                config = build(*arguments)
+                config = self._build_model_config(common, impl, quant, task_, stand_in)
             except Exception as error:  # vLLM raises ValueError, pydantic ValidationError, TypeError
-                if first_error is None:
-                    first_error = error
-                workarounds.append(f"vLLM refused the build {label}: {type(error).__name__}: {error}")
+                first_error = first_error or error
                 continue
-            break
-        if config is None:
-            assert first_error is not None
-            raise first_error
+            self._set_requested(config, folder, model_impl, quantization, task, dtype, refused=first_error is not None)
+            return config
+        assert first_error is not None
+        raise first_error
 
-        # Workaround: ModelConfig may rewrite the architectures it read (vLLM 0.32 fills a
-        # config without any from the model type, e.g. ['LlamaModel']); and the stand-in
-        # build above put one in. The suites need them exactly as config.json has them.
-        if getattr(config.hf_config, "architectures", None) != architectures:
-            workarounds.append(
-                f"hf_config.architectures reset from {config.hf_config.architectures!r} "
-                f"to {architectures!r} (config.json)"
-            )
-            config.hf_config.architectures = architectures
-        # Workaround: the values vLLM refused at construction (quantization methods the
-        # CPU platform does not list, model_impl='vllm' for an architecture without a vLLM
-        # class, a task the model does not support) are set afterwards.
-        for attribute, wanted in (("quantization", quantization), ("model_impl", model_impl)):
-            if getattr(config, attribute) != wanted:
-                workarounds.append(f"{attribute} set to {wanted!r} after construction")
-                setattr(config, attribute, wanted)
-        if uses_task:
-            if config.task != task:
-                workarounds.append(f"task set to {task!r} after construction")
-                config.task = task
+    def _build_model_config(
+        self, common: dict[str, Any], impl: str, quant: str | None, task: str | None, stand_in: bool
+    ) -> Any:
+        """One attempt at vLLM's ModelConfig: ``task`` maps to --task (<= 0.10.0) or to
+        --runner/--convert (0.10.1+, PR #21470); ``stand_in`` overrides the architectures."""
+        ModelConfig = self._import("vllm.config").ModelConfig
+        kwargs: dict[str, Any] = dict(common, model_impl=impl, quantization=quant)
+        if self._uses_task(ModelConfig):
+            kwargs["task"] = task or "auto"
         else:
-            # 0.10.1+: the utils read runner_type/convert_type (get_model_architecture
-            # converts by convert_type), not task. Where the build as requested was
-            # refused, set them as the task maps ("reward": what "auto" gives a
-            # *ForCausalLM, "embed"); keep a plain `task` attribute for readers of the
-            # seed's API (0.32's utils never read it).
-            if first_error is not None:
-                runner, convert = _RUNNER_CONVERT[task]
-                convert = {"auto": "none" if runner == "generate" else "embed"}.get(convert, convert)
-                for attribute, wanted in (("runner_type", runner), ("convert_type", convert)):
-                    if getattr(config, attribute) != wanted:
-                        workarounds.append(f"{attribute} set to {wanted!r} after construction")
-                        setattr(config, attribute, wanted)
-            config.task = task
+            kwargs["runner"], kwargs["convert"] = _RUNNER_CONVERT[task] if task else ("auto", "auto")
+        if stand_in:
+            kwargs["hf_overrides"] = _with_architectures([_STAND_IN_ARCH])
+        with self._no_hub_metadata_lookup(ModelConfig):
+            return ModelConfig(**kwargs)
+
+    @staticmethod
+    def _uses_task(model_config_class: type) -> bool:
+        return "task" in getattr(model_config_class, "__dataclass_fields__", {})
+
+    def _set_requested(
+        self,
+        config: Any,
+        folder: Path,
+        model_impl: str,
+        quantization: str | None,
+        task: str,
+        dtype: torch.dtype,
+        *,
+        refused: bool,
+    ) -> None:
+        """Set on ``config`` what the suites asked for and vLLM rewrote or refused at construction."""
+        # ModelConfig may rewrite the architectures it read (vLLM 0.32 fills a config without
+        # any from the model type, e.g. ['LlamaModel']), and a stand-in build put one in: the
+        # suites need them exactly as config.json has them.
+        architectures = _architectures_in_file(folder)
+        if getattr(config.hf_config, "architectures", None) != architectures:
+            config.hf_config.architectures = architectures
+        # The values vLLM refuses at construction (quantization methods the CPU platform does
+        # not list, model_impl='vllm' for an architecture without a vLLM class, a task the
+        # model does not support) are set afterwards.
+        _set_if_different(config, "quantization", quantization)
+        _set_if_different(config, "model_impl", model_impl)
+        if not self._uses_task(type(config)) and refused:
+            # 0.10.1+: the utils read runner_type/convert_type (get_model_architecture converts
+            # by convert_type), not task: where the build as requested was refused, set them as
+            # the task maps ("reward": what "auto" gives a *ForCausalLM, "embed").
+            runner, convert = _RUNNER_CONVERT[task]
+            _set_if_different(config, "runner_type", runner)
+            _set_if_different(
+                config, "convert_type", {"auto": "none" if runner == "generate" else "embed"}.get(convert, convert)
+            )
+        # A plain `task` attribute for readers of the seed's API (0.32's utils never read it).
+        _set_if_different(config, "task", task)
         # ModelConfig resolves dtype itself (_get_and_verify_dtype); the suites pass a
         # torch.dtype and expect that one.
-        if config.dtype != dtype:
-            workarounds.append(f"dtype set to {dtype} after vLLM resolved {config.dtype}")
-            config.dtype = dtype
-        self.last_workarounds = workarounds
-        return config
+        _set_if_different(config, "dtype", dtype)
 
     @contextlib.contextmanager
     def _no_hub_metadata_lookup(self, model_config_class: type) -> Iterator[None]:
