@@ -651,8 +651,11 @@ def main(argv: list[str] | None = None) -> int:
 
     mutants = generate()
     if args.check:
-        stored = json.loads(args.out.read_text())["results"]
+        record = json.loads(args.out.read_text())
+        stored = record["results"]
         print(summarize(mutants, stored))
+        if record.get("utils_sha") != _sha(UTILS.read_text(encoding="utf-8")):
+            print(f"note: {args.out.name} was made from another utils.py; run tools/mutate.py again")
         problems = check(mutants, stored)
         missing = [m.id for m in mutants if m.id not in stored]
         problems += [f"{len(missing)} mutants have no result (run tools/mutate.py)"] if missing else []
