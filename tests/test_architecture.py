@@ -210,13 +210,13 @@ def _custom_config(impl, tmp_path, model_impl="auto", **folder_options):
 
 def _resolve(impl, model_config, given: list[str]) -> list[str]:
     """``resolve_transformers_arch`` on a copy of ``given``; its result must have one name per
-    entry (TF-7) before anything else is judged."""
+    entry (TF-7) before anything else is judged, so every test calling this cites TF-7 too."""
     resolved = impl.resolve_transformers_arch(model_config, list(given))
     assert len(resolved) == len(given), f"TF-7: resolving {given} returned {resolved}, not one name per entry"
     return resolved
 
 
-@pytest.mark.req("TF-1")
+@pytest.mark.req("TF-1", "TF-7")
 def test_the_backend_name_is_kept_and_loads_nothing(impl, tmp_path, monkeypatch):
     log = tmp_path / "imports.log"
     monkeypatch.setenv("LOADERSPEC_IMPORT_LOG", str(log))
@@ -293,7 +293,7 @@ def _fallback(impl, tmp_path, model_impl, order):
     return given_names, resolved, warned
 
 
-@pytest.mark.req("TF-9", "TF-12")
+@pytest.mark.req("TF-9", "TF-12", "TF-7")
 @pytest.mark.parametrize("order", ["custom-first", "backend-first"])
 @pytest.mark.parametrize("model_impl", ["transformers", "auto"])
 def test_a_compatible_class_becomes_the_backend(impl, tmp_path, model_impl, order):
@@ -305,21 +305,21 @@ def test_a_compatible_class_becomes_the_backend(impl, tmp_path, model_impl, orde
     )
 
 
-@pytest.mark.req("TF-10")
+@pytest.mark.req("TF-10", "TF-7")
 @pytest.mark.parametrize("order", ["custom-first", "backend-first"])
 def test_transformers_impl_falls_back_silently(impl, tmp_path, order):
     _, _, warned = _fallback(impl, tmp_path, "transformers", order)
     assert not warned, f"TF-10: model_impl transformers warned: {[r.getMessage() for r in warned]}"
 
 
-@pytest.mark.req("TF-13")
+@pytest.mark.req("TF-13", "TF-7")
 @pytest.mark.parametrize("order", ["custom-first", "backend-first"])
 def test_auto_impl_falls_back_with_a_warning(impl, tmp_path, order):
     _, _, warned = _fallback(impl, tmp_path, "auto", order)
     assert warned, f"TF-13: no warning names {CUSTOM} when auto falls back to Transformers"
 
 
-@pytest.mark.req("TF-6")
+@pytest.mark.req("TF-6", "TF-7")
 @pytest.mark.parametrize("compatible", [True, False])
 def test_native_impl_keeps_the_names(impl, tmp_path, compatible):
     model_config = _custom_config(impl, tmp_path, model_impl="native", backend_compatible=compatible)
