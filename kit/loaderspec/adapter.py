@@ -227,7 +227,8 @@ def add_impl_option(parser: Any) -> None:
         parser.addoption(
             "--impl",
             default=None,
-            help=f"implementation under test: reference (default), vllm, or a module defining ADAPTER (also {ENV_VAR})",
+            help=f"implementation under test: {builtin_names()} (default reference), or a module defining ADAPTER "
+            f"(also {ENV_VAR})",
         )
     except ValueError:
         pass
@@ -238,6 +239,11 @@ BUILTIN_ADAPTERS = {
     "vllm": "loaderspec.adapters.vllm",
     "sglang": "loaderspec.adapters.sglang",
 }
+
+
+def builtin_names() -> str:
+    """The shipped adapters' names, for help texts and error messages."""
+    return ", ".join(BUILTIN_ADAPTERS)
 
 
 def load_adapter(spec: str | None = None) -> Adapter:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import loaderspec
-from loaderspec.adapter import DEFAULT_IMPL, ENV_VAR, Adapter, AdapterError, load_adapter
+from loaderspec.adapter import DEFAULT_IMPL, ENV_VAR, Adapter, AdapterError, builtin_names, load_adapter
 from loaderspec.conform import console
 from loaderspec.conform.report import (
     EXIT_STATUSES,
@@ -94,7 +94,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--impl", default=None, help=f"reference (default), vllm, or module[:attribute] of an adapter (${ENV_VAR})")
+    add(
+        "--impl",
+        default=None,
+        help=f"{builtin_names()} (default reference), or module[:attribute] of an adapter (${ENV_VAR})",
+    )
     add("--check-adapter", action="store_true", help="only check the adapter (every hook once, every name); no tests")
     add("--profile", choices=PROFILES, default="ci", help="Hypothesis profile (default: ci, derandomized)")
     add("--seed", type=int, default=None, help="Hypothesis seed, for the dev and thorough profiles (default: random)")
@@ -117,7 +121,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def validate_options(args: argparse.Namespace) -> None:
     """Refuse option values that cannot mean anything (BadInput, one line)."""
     if args.impl is not None and not args.impl.strip():
-        raise BadInput(f"--impl is empty; give reference, vllm, or an adapter module (or leave it out: ${ENV_VAR})")
+        raise BadInput(f"--impl is empty; give {builtin_names()} or an adapter module (or leave it out: ${ENV_VAR})")
     if not args.timeout > 0:
         raise BadInput(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     if args.max_crashes < 0:
