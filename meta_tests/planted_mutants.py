@@ -323,7 +323,14 @@ PLANTED: dict[str, Planted] = {
     ),
     "DL-17": Planted(
         "restored data is sparse",
-        ((_CPU_RESTORE, "                    cpu_data.copy_(p.data)\n                    p.data = cpu_data.to_sparse()\n"),),
+        (
+            (
+                _CPU_RESTORE,
+                "                    cpu_data.copy_(p.data)\n                    try:\n                        sparse = cpu_data.to_sparse()\n"
+                "                    except (RuntimeError, NotImplementedError):  # float8 has no sparse kernels\n"
+                "                        sparse = cpu_data\n" + _REREGISTER.format(data="sparse"),
+            ),
+        ),
         _t(DL, "test_device_state_is_restored"),
     ),
     "DL-18": Planted(
@@ -468,11 +475,11 @@ PLANTED: dict[str, Planted] = {
     ),
     # --- architecture
     "AR-1": Planted(
-        "model_impl transformers does not force the backend",
+        "auto does not fall back to the backend when no name is supported",
         (
             (
                 "    if model_config.model_impl == ModelImpl.TRANSFORMERS or (\n        model_config.model_impl != ModelImpl.VLLM and vllm_not_supported\n    ):",
-                "    if model_config.model_impl != ModelImpl.VLLM and vllm_not_supported:",
+                "    if model_config.model_impl == ModelImpl.TRANSFORMERS:",
             ),
         ),
         _t(AR, "test_decision_table"),
@@ -493,14 +500,9 @@ PLANTED: dict[str, Planted] = {
         _t(AR, "test_decision_table"),
     ),
     "AR-5": Planted(
-        "get_architecture_class_name gives the class's name",
-        (
-            (
-                "    return get_model_architecture(model_config)[1]\n",
-                "    return get_model_architecture(model_config)[0].__name__\n",
-            ),
-        ),
-        _t(AR, "test_decision_table"),
+        "get_architecture_class_name gives the first name in the config",
+        (("    return get_model_architecture(model_config)[1]\n", "    return _architectures_of(model_config)[0]\n"),),
+        _t(AR, "test_the_shorthands_agree"),
     ),
     "AR-6": Planted(
         "the resolved names are written back (vLLM 0.9.2)",

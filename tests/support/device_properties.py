@@ -148,13 +148,14 @@ def check_device_round_trip(
     )
     for name, param in exit_params.items():
         final = at_body_end[name]
+        if name in on_cpu:  # before the snapshot, which needs strided data
+            assert param.layout == torch.strided, f"DL-17: {name} was restored with layout {param.layout}"
         now = Snapshot.of(param)
         if name in on_cpu:
             under = f" under default device {target}" if body.default_device else ""
             # A parameter the body registered under a recorded name is DL-15's case of DL-10.
             restored = "DL-10" if param is entered.get(name) else "DL-15"
             assert now.device.type == "cpu", f"{restored}: {name} ({final.describe()}) ended on {now.device}{under}"
-            assert param.layout == torch.strided, f"DL-17: {name} was restored with layout {param.layout}"
             if name in overlapping:
                 assert (now.size, now.dtype) == (final.size, final.dtype) and not overlaps(param.data), (
                     f"DL-16: {name}, left overlapping ({final.describe()}), was restored as {now.describe()}"
