@@ -47,7 +47,9 @@ _REREGISTER = (
     "                    module.get_submodule(owner).register_parameter(leaf, nn.Parameter({data}, requires_grad=p.requires_grad))\n"
 )
 _AUTO_MAP_LOOP = "for name, module in sorted(auto_map.items(), key=lambda x: x[0])"
-_TRANSFORMERS_BRANCH_END = "            architectures[i] = TRANSFORMERS_BACKEND_ARCH\n        if model_config.model_impl == ModelImpl.AUTO:\n"
+_TRANSFORMERS_BRANCH_END = (
+    "            architectures[i] = TRANSFORMERS_BACKEND_ARCH\n        if model_config.model_impl == ModelImpl.AUTO:\n"
+)
 _NEW_STYLE_SCOPE = (
     "check_compile=True, prefix=prefix):\n            return model_class(vllm_config=vllm_config, prefix=prefix)"
 )
@@ -93,8 +95,8 @@ PLANTED: dict[str, Planted] = {
         "a value of the wrong type is a ValueError",
         (
             (
-                "        raise TypeError(\n            f\"packed_mapping must be a mapping",
-                "        raise ValueError(\n            f\"packed_mapping must be a mapping",
+                '        raise TypeError(\n            f"packed_mapping must be a mapping',
+                '        raise ValueError(\n            f"packed_mapping must be a mapping',
             ),
             (
                 "        if not isinstance(sub_params, (list, tuple)):\n            raise TypeError(",
@@ -106,15 +108,24 @@ PLANTED: dict[str, Planted] = {
     "PM-8": Planted(
         "an empty name is a TypeError",
         (
-            ("        if not packed_name:\n            raise ValueError(", "        if not packed_name:\n            raise TypeError("),
-            ("            if not sub_name:\n                raise ValueError(", "            if not sub_name:\n                raise TypeError("),
+            (
+                "        if not packed_name:\n            raise ValueError(",
+                "        if not packed_name:\n            raise TypeError(",
+            ),
+            (
+                "            if not sub_name:\n                raise ValueError(",
+                "            if not sub_name:\n                raise TypeError(",
+            ),
         ),
         _t(PM, "test_an_empty_name_is_a_value_error"),
     ),
     "PM-9": Planted(
         "the errors do not name the offending key or sub-name",
         (
-            ('raise TypeError(f"packed_mapping key {packed_name!r} is not a str")', 'raise TypeError("packed_mapping has a key that is not a str")'),
+            (
+                'raise TypeError(f"packed_mapping key {packed_name!r} is not a str")',
+                'raise TypeError("packed_mapping has a key that is not a str")',
+            ),
             (
                 'raise TypeError(f"packed_mapping[{packed_name!r}] holds {sub_name!r}, which is not a str")',
                 'raise TypeError("packed_mapping holds a sub-name that is not a str")',
@@ -281,7 +292,10 @@ PLANTED: dict[str, Planted] = {
     ),
     "DL-12": Planted(
         "restored storage is never filled",
-        ((_CPU_RESTORE, "                    p.data = cpu_data\n"), (_REUSE, "                    p.data = original\n")),
+        (
+            (_CPU_RESTORE, "                    p.data = cpu_data\n"),
+            (_REUSE, "                    p.data = original\n"),
+        ),
         _t(DL, "test_device_state_is_restored"),
     ),
     "DL-13": Planted(
@@ -306,19 +320,32 @@ PLANTED: dict[str, Planted] = {
     "DL-15": Planted(
         "only the parameter objects seen on entry are restored",
         (
-            ("    originals: dict[str, torch.Tensor] = {}\n", "    originals: dict[str, torch.Tensor] = {}\n    entered = {}\n"),
-            ("                originals[name] = original\n", "                originals[name] = original\n                entered[name] = p\n"),
+            (
+                "    originals: dict[str, torch.Tensor] = {}\n",
+                "    originals: dict[str, torch.Tensor] = {}\n    entered = {}\n",
+            ),
+            (
+                "                originals[name] = original\n",
+                "                originals[name] = original\n                entered[name] = p\n",
+            ),
             (
                 "        for name, p in module.named_parameters():\n" + _RESTORE_LOOKUP,
                 "        for name, p in module.named_parameters():\n"
-                + _RESTORE_LOOKUP.replace("if name in original_device_states:", "if name in original_device_states and entered[name] is p:"),
+                + _RESTORE_LOOKUP.replace(
+                    "if name in original_device_states:", "if name in original_device_states and entered[name] is p:"
+                ),
             ),
         ),
         _t(DL, "test_device_state_is_restored"),
     ),
     "DL-16": Planted(
         "overlapping data keeps its strides (the copy raises in finally, vLLM 0.9.2)",
-        (("                        stride=_restorable_stride(p.data),\n", "                        stride=p.data.stride(),\n"),),
+        (
+            (
+                "                        stride=_restorable_stride(p.data),\n",
+                "                        stride=p.data.stride(),\n",
+            ),
+        ),
         _t(DL, "test_overlapping_data_is_restored_and_the_body_error_kept"),
     ),
     "DL-17": Planted(
@@ -335,7 +362,12 @@ PLANTED: dict[str, Planted] = {
     ),
     "DL-18": Planted(
         "the restore resets the default device to the CPU",
-        (("        pin_memory = is_pin_memory_available()\n", '        torch.set_default_device("cpu")\n        pin_memory = is_pin_memory_available()\n'),),
+        (
+            (
+                "        pin_memory = is_pin_memory_available()\n",
+                '        torch.set_default_device("cpu")\n        pin_memory = is_pin_memory_available()\n',
+            ),
+        ),
         _t(DL, "test_device_state_is_restored"),
     ),
     "DL-19": Planted(
@@ -527,7 +559,12 @@ PLANTED: dict[str, Planted] = {
     ),
     "AR-9": Planted(
         "the error does not name the model",
-        (('f"hf_config.architectures of model {model_config.model!r} must be a non-empty "', '"hf_config.architectures must be a non-empty "'),),
+        (
+            (
+                'f"hf_config.architectures of model {model_config.model!r} must be a non-empty "',
+                '"hf_config.architectures must be a non-empty "',
+            ),
+        ),
         _t(AR, "test_the_rejection_names_the_model"),
     ),
     "TF-1": Planted(
@@ -572,17 +609,33 @@ PLANTED: dict[str, Planted] = {
     ),
     "TF-10": Planted(
         "model_impl transformers warns about the fallback",
-        ((_TRANSFORMERS_BRANCH_END, '            logger.warning("%s: falling back to the Transformers backend", arch)\n' + _TRANSFORMERS_BRANCH_END),),
+        (
+            (
+                _TRANSFORMERS_BRANCH_END,
+                '            logger.warning("%s: falling back to the Transformers backend", arch)\n'
+                + _TRANSFORMERS_BRANCH_END,
+            ),
+        ),
         _t(AR, "test_transformers_impl_falls_back_silently"),
     ),
     "TF-11": Planted(
         "the auto error does not name the architecture",
-        (('f"{arch} has no vLLM implementation and the Transformers "', '"This model has no vLLM implementation and the Transformers "'),),
+        (
+            (
+                'f"{arch} has no vLLM implementation and the Transformers "',
+                '"This model has no vLLM implementation and the Transformers "',
+            ),
+        ),
         _t(AR, "test_auto_impl_rejects_an_incompatible_class"),
     ),
     "TF-12": Planted(
         "model_impl auto keeps the name",
-        (("            architectures[i] = TRANSFORMERS_BACKEND_ARCH\n    return architectures\n", "    return architectures\n"),),
+        (
+            (
+                "            architectures[i] = TRANSFORMERS_BACKEND_ARCH\n    return architectures\n",
+                "    return architectures\n",
+            ),
+        ),
         _t(AR, "test_a_compatible_class_becomes_the_backend"),
     ),
     "TF-13": Planted(
@@ -654,7 +707,12 @@ PLANTED: dict[str, Planted] = {
     ),
     "MI-9": Planted(
         "the deprecation points at initialize_model",
-        (("warnings.warn(msg, DeprecationWarning, stacklevel=2)", "warnings.warn(msg, DeprecationWarning, stacklevel=1)"),),
+        (
+            (
+                "warnings.warn(msg, DeprecationWarning, stacklevel=2)",
+                "warnings.warn(msg, DeprecationWarning, stacklevel=1)",
+            ),
+        ),
         _t(MI, "test_old_style_class_gets_the_arguments_it_names"),
     ),
     "MI-10": Planted(
@@ -674,7 +732,12 @@ PLANTED: dict[str, Planted] = {
     ),
     "MI-12": Planted(
         "the error does not name the class",
-        (('f"cannot construct {model_class.__qualname__}: its __init__', 'f"cannot construct the model class: its __init__'),),
+        (
+            (
+                'f"cannot construct {model_class.__qualname__}: its __init__',
+                'f"cannot construct the model class: its __init__',
+            ),
+        ),
         _t(MI, "test_the_rejection_names_the_class_and_the_parameter"),
     ),
     "MI-13": Planted(
@@ -685,7 +748,11 @@ PLANTED: dict[str, Planted] = {
                 "if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)",
             ),
         ),
-        _t(MI, "test_optional_positional_only_parameters_are_not_passed", "test_positional_only_config_keyword_does_not_make_a_class_new_style"),
+        _t(
+            MI,
+            "test_optional_positional_only_parameters_are_not_passed",
+            "test_positional_only_config_keyword_does_not_make_a_class_new_style",
+        ),
     ),
 }
 """Requirement ID -> the planted mutant an assertion naming that ID must kill."""
