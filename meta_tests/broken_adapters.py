@@ -101,7 +101,7 @@ class FaultyAdapter(_Delegating):
 
 
 class NoRestoreAdapter(_Delegating):
-    """An implementation that never restores parameters to the CPU (fails DL-4)."""
+    """An implementation that never restores parameters to the CPU (fails DL-10)."""
 
     name = "no-restore"
 

@@ -39,7 +39,17 @@ PM, DT, DL, PW = "param_mapping", "default_dtype", "device_loading", "post_loadi
 QC, AR, MI = "quant_config", "architecture", "model_init"
 
 _CPU_RESTORE = "                    cpu_data.copy_(p.data)\n                    p.data = cpu_data\n"
+_REUSE = "                    original.copy_(p.data)\n                    p.data = original\n"
+_MOVE = "                p.data = original.to(target_device)\n"
+_RESTORE_LOOKUP = "            if name in original_device_states:\n                original_device = original_device_states[name]\n                original = originals[name]\n"
+_REREGISTER = (
+    '                    owner, _, leaf = name.rpartition(".")\n'
+    "                    module.get_submodule(owner).register_parameter(leaf, nn.Parameter({data}, requires_grad=p.requires_grad))\n"
+)
 _AUTO_MAP_LOOP = "for name, module in sorted(auto_map.items(), key=lambda x: x[0])"
+_TRANSFORMERS_BRANCH_END = (
+    "            architectures[i] = TRANSFORMERS_BACKEND_ARCH\n        if model_config.model_impl == ModelImpl.AUTO:\n"
+)
 _NEW_STYLE_SCOPE = (
     "check_compile=True, prefix=prefix):\n            return model_class(vllm_config=vllm_config, prefix=prefix)"
 )
@@ -81,10 +91,72 @@ PLANTED: dict[str, Planted] = {
         (('module_name.endswith("." + key)', "module_name.endswith(key)"),),
         _t(PM, "test_kv_proj_does_not_match_qkv_proj"),
     ),
-    "PM-6": Planted(
-        "no validation (vLLM 0.9.2)",
-        (("        _validate_packed_mapping(self.packed_mapping)\n", ""),),
-        _t(PM, "test_malformed_mapping_is_rejected"),
+    "PM-7": Planted(
+        "a value of the wrong type is a ValueError",
+        (
+            (
+                '        raise TypeError(\n            f"packed_mapping must be a mapping',
+                '        raise ValueError(\n            f"packed_mapping must be a mapping',
+            ),
+            (
+                "        if not isinstance(sub_params, (list, tuple)):\n            raise TypeError(",
+                "        if not isinstance(sub_params, (list, tuple)):\n            raise ValueError(",
+            ),
+        ),
+        _t(PM, "test_a_mapping_of_the_wrong_types_is_a_type_error"),
+    ),
+    "PM-8": Planted(
+        "an empty name is a TypeError",
+        (
+            (
+                "        if not packed_name:\n            raise ValueError(",
+                "        if not packed_name:\n            raise TypeError(",
+            ),
+            (
+                "            if not sub_name:\n                raise ValueError(",
+                "            if not sub_name:\n                raise TypeError(",
+            ),
+        ),
+        _t(PM, "test_an_empty_name_is_a_value_error"),
+    ),
+    "PM-9": Planted(
+        "the errors do not name the offending key or sub-name",
+        (
+            (
+                'raise TypeError(f"packed_mapping key {packed_name!r} is not a str")',
+                'raise TypeError("packed_mapping has a key that is not a str")',
+            ),
+            (
+                'raise TypeError(f"packed_mapping[{packed_name!r}] holds {sub_name!r}, which is not a str")',
+                'raise TypeError("packed_mapping holds a sub-name that is not a str")',
+            ),
+            (
+                'f"packed_mapping[{packed_name!r}] must be a list of sub-names, "\n                f"got {type(sub_params).__name__}: {sub_params!r}"',
+                '"packed_mapping values must be lists of sub-names"',
+            ),
+        ),
+        _t(PM, "test_the_rejection_names_the_offending_part"),
+    ),
+    "PM-10": Planted(
+        "a value that is not a list is wrapped in one before the rejection",
+        (
+            (
+                "        if not isinstance(sub_params, (list, tuple)):\n            raise TypeError(",
+                "        if not isinstance(sub_params, (list, tuple)):\n"
+                "            packed_mapping[packed_name] = [sub_params]  # type: ignore[index]\n            raise TypeError(",
+            ),
+        ),
+        _t(PM, "test_a_rejected_mapping_is_left_as_it_was"),
+    ),
+    "PM-11": Planted(
+        "a given inverse is copied, not extended",
+        (
+            (
+                "        _validate_packed_mapping(self.packed_mapping)\n",
+                "        _validate_packed_mapping(self.packed_mapping)\n        self.inverse_packed_mapping = dict(self.inverse_packed_mapping)\n",
+            ),
+        ),
+        _t(PM, "test_a_given_inverse_is_extended_in_place"),
     ),
     # --- default-dtype
     "DT-1": Planted(
@@ -102,10 +174,21 @@ PLANTED: dict[str, Planted] = {
         (("        yield\n    finally:\n", "        yield\n    except BaseException:\n"),),
         _t(DT, "test_normal_exit_restores_the_default"),
     ),
-    "DT-3": Planted(
+    "DT-7": Planted(
         "restored only on normal exit (vLLM 0.9.2)",
         (("        yield\n    finally:\n", "        yield\n    except BaseException:\n        raise\n    else:\n"),),
-        _t(DT, "test_every_other_exit_restores_the_default"),
+        _t(DT, "test_every_exceptional_exit_restores_the_default"),
+    ),
+    "DT-8": Planted(
+        "the body's exception is replaced by a RuntimeError (after the restore)",
+        (
+            (
+                "        yield\n    finally:\n",
+                "        yield\n    except Exception as error:\n        torch.set_default_dtype(old_dtype)\n"
+                "        raise RuntimeError(str(error)) from error\n    finally:\n",
+            ),
+        ),
+        _t(DT, "test_the_body_exception_propagates_unchanged"),
     ),
     "DT-4": Planted(
         "restores float32, not the entry default",
@@ -135,7 +218,7 @@ PLANTED: dict[str, Planted] = {
     ),
     "DL-2": Planted(
         "CPU parameters are recorded but not moved",
-        (("                p.data = p.data.to(target_device)\n", ""),),
+        ((_MOVE, "                p.data = original\n"),),
         _t(DL, "test_device_state_is_restored"),
     ),
     "DL-3": Planted(
@@ -146,11 +229,6 @@ PLANTED: dict[str, Planted] = {
                 '            if True:\n                original_device = torch.device("cpu")',
             ),
         ),
-        _t(DL, "test_device_state_is_restored"),
-    ),
-    "DL-4": Planted(
-        "restored storage is never filled",
-        ((_CPU_RESTORE, "                    p.data = cpu_data\n"),),
         _t(DL, "test_device_state_is_restored"),
     ),
     "DL-5": Planted(
@@ -167,9 +245,10 @@ PLANTED: dict[str, Planted] = {
                 "        for name, p in module.named_parameters():\n            if p.device.type",
             ),
             (
-                "            if name in original_device_states:\n                original_device: torch.device = original_device_states[name]",
+                _RESTORE_LOOKUP,
                 "            if name in original_device_states or name not in entry_names:\n"
-                '                original_device: torch.device = original_device_states.get(name, torch.device("cpu"))',
+                '                original_device = original_device_states.get(name, torch.device("cpu"))\n'
+                "                original = originals.get(name, p.data.cpu())\n",
             ),
         ),
         _t(DL, "test_device_state_is_restored"),
@@ -178,8 +257,8 @@ PLANTED: dict[str, Planted] = {
         "a failed move strands the parameters already moved",
         (
             (
-                "                p.data = p.data.to(target_device)\n",
-                "                try:\n                    p.data = p.data.to(target_device)\n"
+                _MOVE,
+                "                try:\n                    p.data = original.to(target_device)\n"
                 "                except BaseException:\n                    original_device_states.clear()\n"
                 "                    raise\n",
             ),
@@ -201,6 +280,101 @@ PLANTED: dict[str, Planted] = {
         ),
         _t(DL, "test_device_state_is_restored"),
     ),
+    "DL-10": Planted(
+        "recorded parameters are never restored",
+        ((_RESTORE_LOOKUP, _RESTORE_LOOKUP.replace("if name in original_device_states:", "if False:")),),
+        _t(DL, "test_device_state_is_restored"),
+    ),
+    "DL-11": Planted(
+        "restored data takes the entry dtype, not the one the body left",
+        (("                        dtype=p.data.dtype,\n", "                        dtype=original.dtype,\n"),),
+        _t(DL, "test_device_state_is_restored"),
+    ),
+    "DL-12": Planted(
+        "restored storage is never filled",
+        (
+            (_CPU_RESTORE, "                    p.data = cpu_data\n"),
+            (_REUSE, "                    p.data = original\n"),
+        ),
+        _t(DL, "test_device_state_is_restored"),
+    ),
+    "DL-13": Planted(
+        "the restore registers a new Parameter under the name (a tied one is untied)",
+        (
+            (_CPU_RESTORE, "                    cpu_data.copy_(p.data)\n" + _REREGISTER.format(data="cpu_data")),
+            (_REUSE, "                    original.copy_(p.data)\n" + _REREGISTER.format(data="original")),
+        ),
+        _t(DL, "test_tied_weights_stay_tied"),
+    ),
+    "DL-14": Planted(
+        "the restore looks every recorded name up (a vanished one raises)",
+        (
+            (
+                "        for name, p in module.named_parameters():\n" + _RESTORE_LOOKUP,
+                "        for name in list(original_device_states):\n            p = module.get_parameter(name)\n"
+                + _RESTORE_LOOKUP,
+            ),
+        ),
+        _t(DL, "test_device_state_is_restored"),
+    ),
+    "DL-15": Planted(
+        "only the parameter objects seen on entry are restored",
+        (
+            (
+                "    originals: dict[str, torch.Tensor] = {}\n",
+                "    originals: dict[str, torch.Tensor] = {}\n    entered = {}\n",
+            ),
+            (
+                "                originals[name] = original\n",
+                "                originals[name] = original\n                entered[name] = p\n",
+            ),
+            (
+                "        for name, p in module.named_parameters():\n" + _RESTORE_LOOKUP,
+                "        for name, p in module.named_parameters():\n"
+                + _RESTORE_LOOKUP.replace(
+                    "if name in original_device_states:", "if name in original_device_states and entered[name] is p:"
+                ),
+            ),
+        ),
+        _t(DL, "test_device_state_is_restored"),
+    ),
+    "DL-16": Planted(
+        "overlapping data keeps its strides (the copy raises in finally, vLLM 0.9.2)",
+        (
+            (
+                "                        stride=_restorable_stride(p.data),\n",
+                "                        stride=p.data.stride(),\n",
+            ),
+        ),
+        _t(DL, "test_overlapping_data_is_restored_and_the_body_error_kept"),
+    ),
+    "DL-17": Planted(
+        "restored data is sparse",
+        (
+            (
+                _CPU_RESTORE,
+                "                    cpu_data.copy_(p.data)\n                    try:\n                        sparse = cpu_data.to_sparse()\n"
+                "                    except (RuntimeError, NotImplementedError):  # float8 has no sparse kernels\n"
+                "                        sparse = cpu_data\n" + _REREGISTER.format(data="sparse"),
+            ),
+        ),
+        _t(DL, "test_device_state_is_restored"),
+    ),
+    "DL-18": Planted(
+        "the restore resets the default device to the CPU",
+        (
+            (
+                "        pin_memory = is_pin_memory_available()\n",
+                '        torch.set_default_device("cpu")\n        pin_memory = is_pin_memory_available()\n',
+            ),
+        ),
+        _t(DL, "test_device_state_is_restored"),
+    ),
+    "DL-19": Planted(
+        "the original host storage is reused whether or not its pinning satisfies DL-5",
+        (("                    and original.is_pinned() == pin_memory\n", ""),),
+        _t(DL, "test_reused_host_storage_holds_the_body_values"),
+    ),
     # --- post-loading
     "PW-1": Planted(
         "any quant_method with the hook's name is called",
@@ -210,7 +384,7 @@ PLANTED: dict[str, Planted] = {
                 '        if hasattr(quant_method, "process_weights_after_loading"):',
             ),
         ),
-        _t(PW, "test_each_hook_runs_once_in_order"),
+        _t(PW, "test_each_quantized_module_is_processed_once_in_order"),
     ),
     "PW-2": Planted(
         "a cross-QKV layer's quant_method runs too",
@@ -222,10 +396,30 @@ PLANTED: dict[str, Planted] = {
         ),
         _t(PW, "test_cross_qkv_layers_run_their_own_hook"),
     ),
-    "PW-3": Planted(
+    "PW-6": Planted(
         "no device context",
         (("            with device_loading_context(module, target_device):", "            if True:"),),
         _t(PW, "test_quantize_methods_run_inside_the_device_context"),
+    ),
+    "PW-7": Planted(
+        "the module is moved to the target for the hook and left there",
+        (
+            (
+                "            with device_loading_context(module, target_device):\n",
+                "            for p in module.parameters():\n                p.data = p.data.to(target_device)\n            if True:\n",
+            ),
+        ),
+        _t(PW, "test_quantize_methods_run_inside_the_device_context"),
+    ),
+    "PW-8": Planted(
+        "the CPU shortcut skips the hook",
+        (
+            (
+                "                quant_method.process_weights_after_loading(module)\n                continue\n",
+                "                continue\n",
+            ),
+        ),
+        _t(PW, "test_with_a_cpu_target_hooks_see_parameters_in_place"),
     ),
     "PW-4": Planted(
         "attention hooks get the default dtype",
@@ -235,9 +429,9 @@ PLANTED: dict[str, Planted] = {
                 "module.process_weights_after_loading(torch.get_default_dtype())",
             ),
         ),
-        _t(PW, "test_each_hook_runs_once_in_order"),
+        _t(PW, "test_attention_hooks_run_last_with_the_model_dtype"),
     ),
-    "PW-5": Planted(
+    "PW-9": Planted(
         "a failing quantize method is ignored on a CPU target",
         (
             (
@@ -246,7 +440,37 @@ PLANTED: dict[str, Planted] = {
                 "                    quant_method.process_weights_after_loading(module)\n                continue\n",
             ),
         ),
-        _t(PW, "test_a_failing_hook_stops_the_pass"),
+        _t(PW, "test_a_hook_exception_propagates_unchanged"),
+    ),
+    "PW-10": Planted(
+        "a failing quantize method on a CPU target is re-raised only after every other hook",
+        (
+            (
+                "    for _, module in model.named_modules():\n        if isinstance(module, QKVCrossParallelLinear):",
+                "    deferred = []\n    for _, module in model.named_modules():\n        if isinstance(module, QKVCrossParallelLinear):",
+            ),
+            (
+                "                quant_method.process_weights_after_loading(module)\n                continue\n",
+                "                try:\n                    quant_method.process_weights_after_loading(module)\n"
+                "                except Exception as error:\n                    deferred.append(error)\n                continue\n",
+            ),
+            (
+                "            module.process_weights_after_loading(model_config.dtype)\n",
+                "            module.process_weights_after_loading(model_config.dtype)\n    if deferred:\n        raise deferred[0]\n",
+            ),
+        ),
+        _t(PW, "test_no_hook_runs_after_a_failing_one"),
+    ),
+    "PW-11": Planted(
+        "the device context is left only when the hook succeeds",
+        (
+            (
+                "            with device_loading_context(module, target_device):\n                quant_method.process_weights_after_loading(module)\n",
+                "            context = device_loading_context(module, target_device)\n            context.__enter__()\n"
+                "            quant_method.process_weights_after_loading(module)\n            context.__exit__(None, None, None)\n",
+            ),
+        ),
+        _t(PW, "test_a_failing_hook_module_is_restored_first"),
     ),
     # --- quant-config
     "QC-1": Planted(
@@ -259,7 +483,7 @@ PLANTED: dict[str, Planted] = {
                 "        if hf_to_vllm_mapper is not None:\n            quant_config.apply_vllm_mapper(hf_to_vllm_mapper)\n",
             ),
         ),
-        _t(QC, "test_mappings_are_wired_by_reference"),
+        _t(QC, "test_the_mapper_itself_is_applied_first"),
     ),
     "QC-2": Planted(
         "the mapping is copied",
@@ -269,25 +493,25 @@ PLANTED: dict[str, Planted] = {
                 "quant_config.packed_modules_mapping = dict(packed_mapping)",
             ),
         ),
-        _t(QC, "test_mappings_are_wired_by_reference"),
+        _t(QC, "test_the_mapping_is_shared_by_reference"),
     ),
     "QC-3": Planted(
         "SupportsQuant classes are wired too",
         (("    if not issubclass(model_class, SupportsQuant):\n", "    if True:\n"),),
-        _t(QC, "test_mappings_are_wired_by_reference"),
+        _t(QC, "test_supports_quant_classes_are_left_alone"),
     ),
     "QC-4": Planted(
         "a None mapping is set",
         (("        if packed_mapping is not None:\n", '        if hasattr(model_class, "packed_modules_mapping"):\n'),),
-        _t(QC, "test_mappings_are_wired_by_reference"),
+        _t(QC, "test_missing_or_none_attributes_do_nothing"),
     ),
     # --- architecture
     "AR-1": Planted(
-        "model_impl transformers does not force the backend",
+        "auto does not fall back to the backend when no name is supported",
         (
             (
                 "    if model_config.model_impl == ModelImpl.TRANSFORMERS or (\n        model_config.model_impl != ModelImpl.VLLM and vllm_not_supported\n    ):",
-                "    if model_config.model_impl != ModelImpl.VLLM and vllm_not_supported:",
+                "    if model_config.model_impl == ModelImpl.TRANSFORMERS:",
             ),
         ),
         _t(AR, "test_decision_table"),
@@ -308,14 +532,9 @@ PLANTED: dict[str, Planted] = {
         _t(AR, "test_decision_table"),
     ),
     "AR-5": Planted(
-        "get_architecture_class_name gives the class's name",
-        (
-            (
-                "    return get_model_architecture(model_config)[1]\n",
-                "    return get_model_architecture(model_config)[0].__name__\n",
-            ),
-        ),
-        _t(AR, "test_decision_table"),
+        "get_architecture_class_name gives the first name in the config",
+        (("    return get_model_architecture(model_config)[1]\n", "    return _architectures_of(model_config)[0]\n"),),
+        _t(AR, "test_the_shorthands_agree"),
     ),
     "AR-6": Planted(
         "the resolved names are written back (vLLM 0.9.2)",
@@ -328,7 +547,7 @@ PLANTED: dict[str, Planted] = {
         ),
         _t(AR, "test_resolution_leaves_the_config_alone"),
     ),
-    "AR-7": Planted(
+    "AR-8": Planted(
         "missing architectures are not checked (vLLM 0.9.2)",
         (
             (
@@ -337,6 +556,16 @@ PLANTED: dict[str, Planted] = {
             ),
         ),
         _t(AR, "test_missing_architectures_are_rejected"),
+    ),
+    "AR-9": Planted(
+        "the error does not name the model",
+        (
+            (
+                'f"hf_config.architectures of model {model_config.model!r} must be a non-empty "',
+                '"hf_config.architectures must be a non-empty "',
+            ),
+        ),
+        _t(AR, "test_the_rejection_names_the_model"),
     ),
     "TF-1": Planted(
         "the backend's own name is resolved like any other",
@@ -363,7 +592,7 @@ PLANTED: dict[str, Planted] = {
         ),
         _t(AR, "test_missing_auto_model_is_an_error_naming_the_arch"),
     ),
-    "TF-4": Planted(
+    "TF-8": Planted(
         "model_impl transformers does not check compatibility",
         (
             (
@@ -371,9 +600,45 @@ PLANTED: dict[str, Planted] = {
                 "        if model_config.model_impl == ModelImpl.TRANSFORMERS:\n            if False:",
             ),
         ),
-        _t(AR, "test_transformers_impl_requires_a_compatible_backend"),
+        _t(AR, "test_transformers_impl_rejects_an_incompatible_class"),
     ),
-    "TF-5": Planted(
+    "TF-9": Planted(
+        "model_impl transformers keeps the name",
+        ((_TRANSFORMERS_BRANCH_END, "        if model_config.model_impl == ModelImpl.AUTO:\n"),),
+        _t(AR, "test_a_compatible_class_becomes_the_backend"),
+    ),
+    "TF-10": Planted(
+        "model_impl transformers warns about the fallback",
+        (
+            (
+                _TRANSFORMERS_BRANCH_END,
+                '            logger.warning("%s: falling back to the Transformers backend", arch)\n'
+                + _TRANSFORMERS_BRANCH_END,
+            ),
+        ),
+        _t(AR, "test_transformers_impl_falls_back_silently"),
+    ),
+    "TF-11": Planted(
+        "the auto error does not name the architecture",
+        (
+            (
+                'f"{arch} has no vLLM implementation and the Transformers "',
+                '"This model has no vLLM implementation and the Transformers "',
+            ),
+        ),
+        _t(AR, "test_auto_impl_rejects_an_incompatible_class"),
+    ),
+    "TF-12": Planted(
+        "model_impl auto keeps the name",
+        (
+            (
+                "            architectures[i] = TRANSFORMERS_BACKEND_ARCH\n    return architectures\n",
+                "    return architectures\n",
+            ),
+        ),
+        _t(AR, "test_a_compatible_class_becomes_the_backend"),
+    ),
+    "TF-13": Planted(
         "the fallback is logged below WARNING",
         (
             (
@@ -381,7 +646,7 @@ PLANTED: dict[str, Planted] = {
                 '            logger.info(\n                "%s has no vLLM',
             ),
         ),
-        _t(AR, "test_compatible_custom_model_falls_back"),
+        _t(AR, "test_auto_impl_falls_back_with_a_warning"),
     ),
     "TF-6": Planted(
         "model_impl vllm falls back too",
@@ -391,7 +656,7 @@ PLANTED: dict[str, Planted] = {
                 "        if model_config.model_impl != ModelImpl.TRANSFORMERS:",
             ),
         ),
-        _t(AR, "test_vllm_impl_keeps_every_name"),
+        _t(AR, "test_native_impl_keeps_every_name"),
     ),
     "TF-7": Planted(
         "the argument is edited in place (vLLM 0.9.2)",
@@ -403,8 +668,9 @@ PLANTED: dict[str, Planted] = {
         "the model_config given is ignored",
         (
             (
-                "    if model_config is None:\n        model_config = vllm_config.model_config\n",
-                "    model_config = vllm_config.model_config\n",
+                "    if model_config is None:\n        # vLLM types this field Optional too; a None here fails in get_model_architecture.\n"
+                "        model_config = cast(ModelConfig, vllm_config.model_config)\n",
+                "    model_config = cast(ModelConfig, vllm_config.model_config)\n",
             ),
         ),
         _t(MI, "test_defaults_come_from_the_vllm_config"),
@@ -424,9 +690,34 @@ PLANTED: dict[str, Planted] = {
         ),
         _t(MI, "test_new_style_class_gets_exactly_config_and_prefix"),
     ),
-    "MI-4": Planted(
-        "cache_config is not passed",
-        (('        kwargs["cache_config"] = vllm_config.cache_config\n', "        pass\n"),),
+    "MI-7": Planted(
+        "cache_config gets the quantization config",
+        (
+            (
+                '    "cache_config": lambda vllm_config, model_config, prefix: vllm_config.cache_config,',
+                '    "cache_config": lambda vllm_config, model_config, prefix: vllm_config.quant_config,',
+            ),
+        ),
+        _t(MI, "test_old_style_class_gets_the_arguments_it_names"),
+    ),
+    "MI-8": Planted(
+        "the deprecation is a UserWarning",
+        (("warnings.warn(msg, DeprecationWarning, stacklevel=2)", "warnings.warn(msg, UserWarning, stacklevel=2)"),),
+        _t(MI, "test_old_style_class_gets_the_arguments_it_names"),
+    ),
+    "MI-9": Planted(
+        "the deprecation points at initialize_model",
+        (
+            (
+                "warnings.warn(msg, DeprecationWarning, stacklevel=2)",
+                "warnings.warn(msg, DeprecationWarning, stacklevel=1)",
+            ),
+        ),
+        _t(MI, "test_old_style_class_gets_the_arguments_it_names"),
+    ),
+    "MI-10": Planted(
+        "the old-style class is logged below WARNING",
+        (('    logger.warning("Trying to guess', '    logger.info("Trying to guess'),),
         _t(MI, "test_old_style_class_gets_the_arguments_it_names"),
     ),
     "MI-5": Planted(
@@ -434,10 +725,34 @@ PLANTED: dict[str, Planted] = {
         ((_NEW_STYLE_SCOPE, _NEW_STYLE_SCOPE.replace("check_compile=True, prefix=prefix", "check_compile=True")),),
         _t(MI, "test_new_style_class_gets_exactly_config_and_prefix"),
     ),
-    "MI-6": Planted(
+    "MI-11": Planted(
         "nothing is checked before wiring (vLLM 0.9.2)",
         (("    if missing:\n", "    if False:\n"),),
         _t(MI, "test_unsatisfiable_constructor_is_rejected_before_any_change"),
+    ),
+    "MI-12": Planted(
+        "the error does not name the class",
+        (
+            (
+                'f"cannot construct {model_class.__qualname__}: its __init__',
+                'f"cannot construct the model class: its __init__',
+            ),
+        ),
+        _t(MI, "test_the_rejection_names_the_class_and_the_parameter"),
+    ),
+    "MI-13": Planted(
+        "positional-only parameters count as keywords",
+        (
+            (
+                "if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)",
+                "if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)",
+            ),
+        ),
+        _t(
+            MI,
+            "test_optional_positional_only_parameters_are_not_passed",
+            "test_positional_only_config_keyword_does_not_make_a_class_new_style",
+        ),
     ),
 }
 """Requirement ID -> the planted mutant an assertion naming that ID must kill."""

@@ -19,11 +19,11 @@ def _files(tmp: Path) -> None:
     """The inputs the cases name: adapter modules, expected-failure files, a curated file."""
     (tmp / "raising_adapter.py").write_text("raise RuntimeError('the engine is not configured')\n")
     (tmp / "syntax_error_adapter.py").write_text("def broken(:\n    pass\n")
-    (tmp / "latin1.toml").write_bytes(ENTRY.format('id = "DL-4"\n# caf\xe9').encode("latin-1"))
+    (tmp / "latin1.toml").write_bytes(ENTRY.format('id = "DL-10"\n# caf\xe9').encode("latin-1"))
     (tmp / "unknown.toml").write_text(ENTRY.format('id = "ZZ-1"'))
-    (tmp / "lower.toml").write_text(ENTRY.format('id = "dl-4"'))
-    (tmp / "dup.toml").write_text(ENTRY.format('id = "DL-4"') + ENTRY.format('id = "DL-4"'))
-    (tmp / "curated.toml").write_text(ENTRY.format('id = "DL-4"'))
+    (tmp / "lower.toml").write_text(ENTRY.format('id = "dl-10"'))
+    (tmp / "dup.toml").write_text(ENTRY.format('id = "DL-10"') + ENTRY.format('id = "DL-10"'))
+    (tmp / "curated.toml").write_text(ENTRY.format('id = "DL-10"'))
     (tmp / "a-file").write_text("")
 
 
@@ -36,8 +36,8 @@ CASES = [
     (["--impl", "meta_tests.broken_adapters:WRONG_TYPES", "--check-adapter"], 2, "hook model_config() returned dict"),
     (["--xfails", "{tmp}/latin1.toml"], 2, "is not UTF-8 text"),
     (["--xfails", "{tmp}/unknown.toml"], 2, "ZZ-1 is not a requirement of the spec"),
-    (["--xfails", "{tmp}/lower.toml"], 2, "write the ID upper case: 'DL-4'"),
-    (["--xfails", "{tmp}/dup.toml"], 2, "entry 2 (DL-4) repeats entry 1"),
+    (["--xfails", "{tmp}/lower.toml"], 2, "write the ID upper case: 'DL-10'"),
+    (["--xfails", "{tmp}/dup.toml"], 2, "entry 2 (DL-10) repeats entry 1"),
     (["--xfails", "{tmp}/missing.toml"], 2, "cannot read expected-failure file"),
     (["-k", "zzz_no_such_test"], 2, "-k 'zzz_no_such_test' selects none of the"),
     (["-k", " "], 2, "-k is empty"),

@@ -103,6 +103,7 @@ def check_device_round_trip(
     """The device-state property (DL-2, DL-3, DL-5, DL-6, DL-9, DL-10..DL-18) for one example."""
     module = lst.build_module(spec, target)
     at_entry = {name: Snapshot.of(p) for name, p in module.named_parameters()}
+    entered = dict(module.named_parameters())
     buffers = {name: (b.device, b.data_ptr()) for name, b in module.named_buffers()}
     on_cpu = {name for name, snap in at_entry.items() if snap.device.type == "cpu"}
     at_body_end: dict[str, Snapshot] = {}
@@ -149,11 +150,14 @@ def check_device_round_trip(
     )
     for name, param in exit_params.items():
         final = at_body_end[name]
+        if name in on_cpu:  # before the snapshot, which needs strided data
+            assert param.layout == torch.strided, f"DL-17: {name} was restored with layout {param.layout}"
         now = Snapshot.of(param)
         if name in on_cpu:
             under = f" under default device {target}" if body.default_device else ""
-            assert now.device.type == "cpu", f"DL-10: {name} ({final.describe()}) ended on {now.device}{under}"
-            assert param.layout == torch.strided, f"DL-17: {name} was restored with layout {param.layout}"
+            # A parameter the body registered under a recorded name is DL-15's case of DL-10.
+            restored = "DL-10" if param is entered.get(name) else "DL-15"
+            assert now.device.type == "cpu", f"{restored}: {name} ({final.describe()}) ended on {now.device}{under}"
             if name in overlapping:
                 assert (now.size, now.dtype) == (final.size, final.dtype) and not overlaps(param.data), (
                     f"DL-16: {name}, left overlapping ({final.describe()}), was restored as {now.describe()}"
