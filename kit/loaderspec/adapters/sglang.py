@@ -53,6 +53,7 @@ from typing import Any
 import torch
 
 from loaderspec.adapter import API_NAMES, COLLABORATOR_NAMES, Adapter, AdapterError, NotProvided, _patch_attribute
+from loaderspec.adapters.plain_quantization import plain_quantization_config_class
 
 UTILS_MODULE = "sglang.srt.model_loader.utils"
 LOADER_MODULE = "sglang.srt.model_loader.loader"
@@ -288,38 +289,7 @@ class SglangAdapter(Adapter):
     def quant_config(self) -> Any:
         if self._quant_config_class is None:
             base = self._import("sglang.srt.layers.quantization.base_config").QuantizationConfig
-
-            class PlainQuantizationConfig(base):  # type: ignore[misc, valid-type]
-                """A quantization scheme that quantizes nothing: the suites' quant config."""
-
-                def get_name(self) -> str:
-                    return "loaderspec-plain"
-
-                def get_supported_act_dtypes(self) -> list[torch.dtype]:
-                    return [torch.float32, torch.float16, torch.bfloat16]
-
-                @classmethod
-                def get_min_capability(cls) -> int:
-                    return 0
-
-                @staticmethod
-                def get_config_filenames() -> list[str]:
-                    return []
-
-                @classmethod
-                def from_config(cls, config: dict[str, Any]) -> Any:
-                    return cls()
-
-                def get_quant_method(self, layer: torch.nn.Module, prefix: str) -> None:
-                    return None
-
-                def get_scaled_act_names(self) -> list[str]:
-                    return []
-
-            for method in sorted(getattr(PlainQuantizationConfig, "__abstractmethods__", ())):
-                setattr(PlainQuantizationConfig, method, _not_implemented(method))
-            PlainQuantizationConfig.__abstractmethods__ = frozenset()
-            self._quant_config_class = PlainQuantizationConfig
+            self._quant_config_class = plain_quantization_config_class(base)
         return self._quant_config_class()
 
     def _registry(self) -> Any:
@@ -348,14 +318,6 @@ class SglangAdapter(Adapter):
         # (bound there by `from sglang.srt.utils import ...`).
         with _patch_attribute(self._import(LOADER_MODULE), "is_pin_memory_available", lambda: available):
             yield
-
-
-def _not_implemented(name: str) -> Any:
-    def method(*args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(f"loaderspec's plain quantization config does not implement {name}")
-
-    method.__name__ = name
-    return method
 
 
 ADAPTER = SglangAdapter()

