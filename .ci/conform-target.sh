@@ -11,7 +11,9 @@
 # Report: $REPORTS_DIR/TARGET-VERSION.json (reference: $REPORTS_DIR/reference.json);
 # REPORTS_DIR defaults to docs/reports. VENV_DIR defaults to .venv-TARGET-VERSION in the
 # repository (.venv for the reference). Idempotent: an existing venv holding the target is
-# reused. Exit status: that of `loaderspec conform` (0: every failure expected, none passing
+# reused. With REMOVE_VENV_AFTER=1 (CI sets it) a vLLM or SGLang venv (~3 GB each) is removed
+# once its report is written, so a matrix run never holds more than one engine on disk.
+# Exit status: that of `loaderspec conform` (0: every failure expected, none passing
 # unexpectedly); 2 on bad arguments.
 set -euo pipefail
 usage="usage: bash $0 reference [VENV_DIR] | vllm VERSION [VENV_DIR] | sglang VERSION [VENV_DIR]"
@@ -75,6 +77,10 @@ for root in {"/" + Path(path).parts[1] for path in (repo, venv) if len(Path(path
     text = re.sub(re.escape(root) + r"/[^\s\"'\\]*", "<path>", text)
 report.write_text(text, encoding="utf-8")
 PY
+fi
+if [[ "${REMOVE_VENV_AFTER:-0}" == 1 && "$target" != reference ]]; then
+    rm -rf "$venv"
+    echo "[conform-target] removed $venv (REMOVE_VENV_AFTER=1)"
 fi
 echo "[conform-target] $label: install $installed s, conformance run $((SECONDS - start - installed)) s," \
     "total $((SECONDS - start)) s, exit status $status"
