@@ -19,11 +19,13 @@ from .support.modules import (
     BODY_ACTIONS,
     LAYOUTS,
     PARAM_NAMES,
+    REUSE_OUTCOMES,
     SUBMODULE_PATHS,
     Body,
     BodyStep,
     ModuleSpec,
     ParamSpec,
+    ReuseCase,
     TensorSpec,
     build_module,
 )
@@ -441,3 +443,25 @@ def bodies(draw: st.DrawFn, max_steps: int = 4) -> Body:
     raises = draw(st.sampled_from([None, None, "exception", "keyboard-interrupt"]))
     default_device = draw(st.integers(0, 3).map(lambda n: n == 3))
     return Body(steps=tuple(steps), raises=raises, default_device=default_device)
+
+
+# --- host storage reuse (DL-19) -----------------------------------------------
+
+
+@st.composite
+def reuse_cases(draw: st.DrawFn) -> ReuseCase:
+    """Cases at DL-19's edges: several parameters of one dtype and shape (a restore into the
+    wrong original then shows), each left by the body with the original size, stride and
+    dtype or with exactly one of them changed, in separate or one shared host buffer, pinned
+    or not. The plain case comes first: one unpinned parameter the body keeps."""
+    dtype = draw(st.sampled_from(ALL_DTYPES))
+    return ReuseCase(
+        dtype=dtype,
+        shape=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        outcomes=tuple(draw(st.lists(st.sampled_from(REUSE_OUTCOMES), min_size=1, max_size=4))),
+        one_buffer=draw(st.booleans()),
+        pin_originals=draw(st.booleans()),
+        other_dtype=draw(st.sampled_from([other for other in ALL_DTYPES if other != dtype])),
+        raises=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**16)),
+    )

@@ -3,6 +3,7 @@ module's CPU parameters to the target for the block and restores them after."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -15,7 +16,10 @@ from .support.device_properties import (
     PlantedError,
     check_device_round_trip,
     check_failed_move_is_undone,
+    check_original_storages,
     no_error,
+    run_body,
+    storage_bytes,
 )
 from .support.errors import expect_raises
 from .support.tensors import Snapshot
@@ -122,63 +126,38 @@ def test_overlapping_data_is_restored_and_the_body_error_kept(impl, accelerator,
     )
 
 
-def _storage_bytes(tensor: torch.Tensor) -> torch.Tensor:
-    """A copy of every byte of ``tensor``'s storage (not only its view's)."""
-    return torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage().cpu()).clone()
-
-
 @pytest.mark.req("DL-19")
 @given(spec=lst.module_specs(allow_on_target=False), body=lst.bodies(), pin_originals=st.booleans())
 def test_reused_host_storage_holds_the_body_values(impl, accelerator, pin_memory, spec, body, pin_originals):
-    """DL-19 (MAY): allocating conforms; reusing the original host storage must happen only
-    under DL-19's conditions, into the original view, leaving the storage's other bytes."""
-    import contextlib
-
-    from hypothesis import event
-
-    from .support.device_properties import run_body
-    from .support.tensors import raw_bytes
-
+    """DL-19 (MAY) under any body: allocating conforms; reusing the original host storage must
+    happen only under DL-19's conditions, into the original view, leaving the storage's other bytes."""
     module = lst.build_module(spec, accelerator)
     if pin_originals:  # as vLLM's CPU offloading allocates them
         for param in module.parameters():
             if param.numel() > 0:
                 param.data = param.data.pin_memory()
+    _check_storages_after(impl, module, accelerator, pin_memory, lambda: run_body(module, body, accelerator))
+
+
+@pytest.mark.req("DL-19")
+@given(case=lst.reuse_cases())
+def test_original_storage_takes_back_only_what_dl19_allows(impl, accelerator, pin_memory, case):
+    """DL-19 (MAY) at its edges: bodies that keep a parameter's size, stride and dtype or change
+    exactly one; several parameters of one shape; originals sharing one host buffer; pinned or not."""
+    module = case.build()
+    event(f"DL-19: originals {'in one buffer' if case.one_buffer else 'apart'}, pinned={case.pin_originals}")
+    _check_storages_after(impl, module, accelerator, pin_memory, lambda: case.run_body(module, accelerator))
+
+
+def _check_storages_after(impl, module, accelerator, pin_memory, body) -> None:
+    """Run ``body`` in the context on ``module`` (every parameter on the CPU), then DL-19."""
     originals = {name: p.data for name, p in module.named_parameters() if p.device.type == "cpu"}
-    storages = {name: _storage_bytes(t) for name, t in originals.items()}
+    storages = {name: storage_bytes(t) for name, t in originals.items()}
     at_body_end: dict[str, Snapshot] = {}
     with contextlib.suppress(PlantedError, KeyboardInterrupt):
         with impl.device_loading_context(module, accelerator):
             try:
-                run_body(module, body, accelerator)
+                body()
             finally:
                 at_body_end = {name: Snapshot.of(p) for name, p in module.named_parameters()}
-    for name, param in module.named_parameters():
-        original = originals.get(name)
-        if original is None or original.untyped_storage().nbytes() == 0:
-            continue
-        if param.untyped_storage().data_ptr() != original.untyped_storage().data_ptr():
-            continue  # a fresh allocation: DL-10..DL-12 and DL-5 judge it
-        event("DL-19: the original host storage was reused")
-        final = at_body_end[name]
-        kept = (tuple(original.size()), tuple(original.stride()), original.dtype)
-        assert (final.size, final.stride, final.dtype) == kept, (
-            f"DL-19: {name} was restored into its original storage, but the body left {final.describe()}"
-        )
-        assert original.is_pinned() == pin_memory, (
-            f"DL-19: {name} was restored into original storage with is_pinned()={original.is_pinned()}, "
-            f"pinned memory available={pin_memory}"
-        )
-        where = (param.storage_offset(), tuple(param.size()), tuple(param.stride()))
-        assert where == (original.storage_offset(), *kept[:2]), (
-            f"DL-19: {name} reuses the original storage at offset/size/stride {where}, not the original view's"
-        )
-        assert raw_bytes(original) == final.content, f"DL-19: views of {name}'s original storage miss the body's values"
-        expected = storages[name]
-        view = torch.empty(0, dtype=original.dtype).set_(
-            expected.untyped_storage(), original.storage_offset(), original.size(), original.stride()
-        )
-        view.copy_(original)
-        assert torch.equal(_storage_bytes(original), expected), (
-            f"DL-19: restoring {name} wrote bytes of its original storage outside the original view"
-        )
+    check_original_storages(module, originals, storages, at_body_end, pin_memory)

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 
 import pytest
 import torch
+from hypothesis import event
 
 from .. import strategies as lst
 from .errors import PlantedError, expect_raises
@@ -227,3 +228,73 @@ def check_failed_move_is_undone(
     for name, param in module.named_parameters():
         assert param.device.type == "cpu", f"DL-7: moving {doomed} failed, and {name} was left on {param.device}"
         assert raw_bytes(param) == before[name].content, f"DL-7: {name} changed value"
+
+
+def storage_bytes(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy of every byte of ``tensor``'s storage (not only its view's)."""
+    return torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage().cpu()).clone()
+
+
+def check_original_storages(
+    module: torch.nn.Module,
+    originals: dict[str, torch.Tensor],
+    storages_at_entry: dict[str, torch.Tensor],
+    at_body_end: dict[str, Snapshot],
+    pinned: bool,
+) -> None:
+    """DL-19 after the context's exit: a parameter whose data is its original host tensor again
+    was allowed to be (the body kept size, stride and dtype; the original meets DL-5; no other
+    recorded parameter shares its storage), holds the body's values in the original view and
+    wrote nothing else; every other original storage received nothing; no parameter took
+    another's original storage."""
+    storage_of = {name: t.untyped_storage().data_ptr() for name, t in originals.items() if t.untyped_storage().nbytes()}
+    reused: set[str] = set()
+    for name, param in module.named_parameters():
+        ptr = param.untyped_storage().data_ptr()
+        if name in storage_of and ptr == storage_of[name]:
+            reused.add(name)
+            _check_reuse(name, param, originals, storage_of, at_body_end[name], pinned)
+            continue
+        taken = sorted(other for other, other_ptr in storage_of.items() if other_ptr == ptr and other != name)
+        assert not taken, f"DL-19: {name} was restored into the original host storage of {', '.join(taken)}"
+    for name, original in originals.items():
+        expected = storages_at_entry[name]
+        if name in reused:  # its view holds the body's values now (checked above); nothing else may change
+            view = torch.empty(0, dtype=original.dtype).set_(
+                expected.untyped_storage(), original.storage_offset(), original.size(), original.stride()
+            )
+            view.copy_(original)
+        assert torch.equal(storage_bytes(original), expected), (
+            f"DL-19: the original host storage of {name} was written"
+            + (" outside its view" if name in reused else ", though its values did not go back there")
+        )
+
+
+def _check_reuse(
+    name: str,
+    param: torch.Tensor,
+    originals: dict[str, torch.Tensor],
+    storage_of: dict[str, int],
+    final: Snapshot,
+    pinned: bool,
+) -> None:
+    """One parameter restored into its original host storage: DL-19's conditions held."""
+    original = originals[name]
+    event("DL-19: the original host storage was reused")
+    kept = (tuple(original.size()), tuple(original.stride()), original.dtype)
+    assert (final.size, final.stride, final.dtype) == kept, (
+        f"DL-19: {name} was restored into its original storage, but the body left {final.describe()}"
+    )
+    assert original.is_pinned() == pinned, (
+        f"DL-19: {name} was restored into original storage with is_pinned()={original.is_pinned()}, "
+        f"pinned memory available={pinned}"
+    )
+    sharing = sorted(other for other, ptr in storage_of.items() if ptr == storage_of[name] and other != name)
+    assert not sharing, (
+        f"DL-19: {name} was restored into its original storage, which {', '.join(sharing)} also had at entry"
+    )
+    where = (param.storage_offset(), tuple(param.size()), tuple(param.stride()))
+    assert where == (original.storage_offset(), *kept[:2]), (
+        f"DL-19: {name} reuses the original storage at offset/size/stride {where}, not the original view's"
+    )
+    assert raw_bytes(original) == final.content, f"DL-19: views of {name}'s original storage miss the body's values"

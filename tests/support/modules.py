@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from loaderspec.support.model_folders import write_custom_code_folder
 
+from .errors import PlantedError
+
 # --- tensors -----------------------------------------------------------------
 
 LAYOUTS = ("contiguous", "transposed", "strided-slice", "scalar", "expanded")
@@ -168,3 +170,74 @@ def isolated_custom_code_folder(parent: Path, **options: object) -> Path:
     for code in folder.glob("*.py"):
         code.write_text(code.read_text() + f"\n# loaderspec isolation token {token}\n")
     return folder
+
+
+# --- host storage reuse (DL-19) ----------------------------------------------------------
+
+REUSE_OUTCOMES = (
+    "kept",
+    "written-in-place",
+    "same-layout",
+    "left-on-cpu",
+    "dtype-changed",
+    "size-changed",
+    "stride-changed",
+)
+"""What the body leaves in one parameter. The first four keep the original size, stride and
+dtype (DL-19 allows reuse); each of the last three changes exactly one of them (DL-19 forbids it)."""
+
+
+@dataclass(frozen=True)
+class ReuseCase:
+    """Parameters ``p0``, ``p1``, ... of one dtype and shape, all on the CPU, each a view with
+    a margin of one element on either side (so a write outside the view shows), and what the
+    body leaves in each. Several of one shape catch a restore into the wrong original."""
+
+    dtype: torch.dtype
+    shape: tuple[int, int]
+    outcomes: tuple[str, ...]
+    one_buffer: bool = False
+    """Every parameter is a view of one host buffer (an offloading manager's): shared storage."""
+    pin_originals: bool = False
+    """The host buffers are pinned, as vLLM's CPU offloading allocates them."""
+    other_dtype: torch.dtype = torch.float32
+    """The dtype a ``dtype-changed`` outcome leaves (never ``dtype``)."""
+    raises: bool = False
+    seed: int = 0
+
+    def build(self) -> torch.nn.Module:
+        numel = self.shape[0] * self.shape[1]
+        count = len(self.outcomes)
+        if self.one_buffer:
+            buffers = [_random_tensor(self.dtype, (count * (numel + 1) + 1,), self.seed)]
+        else:
+            buffers = [_random_tensor(self.dtype, (numel + 2,), self.seed + index) for index in range(count)]
+        if self.pin_originals:
+            buffers = [buffer.pin_memory() for buffer in buffers]
+        module = torch.nn.Module()
+        for index in range(count):
+            start = 1 + index * (numel + 1) if self.one_buffer else 1
+            view = buffers[0 if self.one_buffer else index][start : start + numel].view(self.shape)
+            module.register_parameter(f"p{index}", torch.nn.Parameter(view, requires_grad=False))
+        return module
+
+    def run_body(self, module: torch.nn.Module, target: torch.device) -> None:
+        """Leave each parameter's data as its outcome says; then raise if ``raises``."""
+        rows, columns = self.shape
+        for index, outcome in enumerate(self.outcomes):
+            param = getattr(module, f"p{index}")
+            fresh = TensorSpec(self.dtype, self.shape, "contiguous", self.seed + 1000 + index)
+            if outcome == "written-in-place":
+                param.data.copy_(fresh.build(target))
+            elif outcome == "same-layout":
+                param.data = fresh.build(target)
+            elif outcome == "left-on-cpu":
+                param.data = fresh.build("cpu")
+            elif outcome == "dtype-changed":
+                param.data = TensorSpec(self.other_dtype, self.shape, "contiguous", fresh.seed).build(target)
+            elif outcome == "size-changed":  # one more row: contiguous strides stay the same
+                param.data = TensorSpec(self.dtype, (rows + 1, columns), "contiguous", fresh.seed).build(target)
+            elif outcome == "stride-changed":  # every other column of a wider tensor
+                param.data = TensorSpec(self.dtype, self.shape, "strided-slice", fresh.seed).build(target)
+        if self.raises:
+            raise PlantedError("body raised on purpose")
