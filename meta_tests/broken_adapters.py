@@ -4,7 +4,8 @@
 never returns from ``set_default_torch_dtype`` (and writes its pid to
 ``$LOADERSPEC_META_PIDFILE`` first); ``HOOKLESS`` implements no hooks; ``WRONG_TYPES``
 returns a dict from ``model_config``; ``NO_SUPPORTS_QUANT`` lacks ``SupportsQuant``;
-``FAULTY`` fails in its own code (a NameError) when ``set_default_torch_dtype`` is
+``NO_APPLY_MAPPER`` names an apply-mapper method the quantization config lacks (so one of
+QC-2's two tests cannot run); ``FAULTY`` fails in its own code (a NameError) when ``set_default_torch_dtype`` is
 called; ``NO_RESTORE`` wraps the reference implementation's ``device_loading_context``
 so that parameters are never restored.
 """
@@ -87,6 +88,11 @@ class NoSupportsQuantAdapter(_Delegating):
         return super().lookup(name)
 
 
+class NoApplyMapperAdapter(_Delegating):
+    name = "no-apply-mapper"
+    apply_mapper_method = "apply_loaderspec_mapper"
+
+
 class FaultyAdapter(_Delegating):
     name = "faulty"
 
@@ -125,5 +131,6 @@ HANGING = HangingAdapter()
 HOOKLESS = HooklessAdapter()
 WRONG_TYPES = WrongTypesAdapter()
 NO_SUPPORTS_QUANT = NoSupportsQuantAdapter()
+NO_APPLY_MAPPER = NoApplyMapperAdapter()
 FAULTY = FaultyAdapter()
 NO_RESTORE = NoRestoreAdapter()

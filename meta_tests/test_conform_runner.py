@@ -3,19 +3,14 @@ what happens with bad input, crashing and hanging implementations."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from loaderspec.adapter import AdapterError, load_adapter
 from loaderspec.conform.report import TestResult, judge, run_verdict
 from loaderspec.conform.requirements import Requirement
 from loaderspec.conform.xfails import Xfail, XfailFileError, dump_xfails, load_xfails
 
-REPO = Path(__file__).resolve().parent.parent
+from .conform_process import run_conform
+
 REQS = {r: Requirement(r, "MUST", r, "x") for r in ("DT-3", "DT-4", "PM-5")}
 
 
@@ -107,26 +102,12 @@ def test_unknown_impl_is_a_clear_error():
         load_adapter("json")
 
 
-def _conform(tmp_path: Path, *args: str) -> tuple[int, str, dict]:
-    report = tmp_path / "report.json"
-    process = subprocess.run(
-        [sys.executable, "-m", "loaderspec.cli", "conform", "--json", str(report), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        # the child imports the broken adapters as meta_tests.broken_adapters
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))},
-    )
-    data = json.loads(report.read_text()) if report.exists() else {}
-    return process.returncode, process.stdout + process.stderr, data
-
-
 def _outcomes(data: dict) -> dict[str, str]:
     return {t["nodeid"].split("::")[1]: t["outcome"] for t in data["tests"]}
 
 
 def test_a_crashing_implementation_is_reported_and_the_run_continues(tmp_path):
-    status, output, data = _conform(
+    status, output, data = run_conform(
         tmp_path,
         "--impl",
         "meta_tests.broken_adapters:CRASHING",
@@ -142,7 +123,7 @@ def test_a_crashing_implementation_is_reported_and_the_run_continues(tmp_path):
 
 
 def test_the_crash_limit_is_an_option(tmp_path):
-    status, output, data = _conform(
+    status, output, data = run_conform(
         tmp_path,
         "--impl",
         "meta_tests.broken_adapters:CRASHING",
@@ -157,7 +138,7 @@ def test_the_crash_limit_is_an_option(tmp_path):
 
 
 def test_a_hanging_implementation_is_stopped(tmp_path):
-    status, output, data = _conform(
+    status, output, data = run_conform(
         tmp_path,
         "--impl",
         "meta_tests.broken_adapters:HANGING",
@@ -174,7 +155,7 @@ def test_a_hanging_implementation_is_stopped(tmp_path):
 
 
 def test_missing_names_and_hooks_are_not_provided(tmp_path):
-    status, output, data = _conform(
+    status, output, data = run_conform(
         tmp_path,
         "--impl",
         "meta_tests.broken_adapters:HOOKLESS",
@@ -192,5 +173,5 @@ def test_missing_names_and_hooks_are_not_provided(tmp_path):
 def test_malformed_xfail_file_stops_the_run_with_its_name(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[[xfail]]\nid = 'DT-3'\n")
-    status, output, _ = _conform(tmp_path, "--xfails", str(bad))
+    status, output, _ = run_conform(tmp_path, "--xfails", str(bad))
     assert status == 2 and "bad.toml" in output and "evidence" in output, output
