@@ -127,7 +127,10 @@ def cell(requirement: dict[str, Any], report: Report) -> str:
     verdict = requirement.get("verdict", "not run")
     if verdict in ("expected failure", "unexpected pass"):
         entries = _entries_for(requirement, report)
-        parts = [f"{_cell_text(e.get('reason', ''))} ([evidence]({e.get('evidence', '')}))" for e in entries]
+        # Entries that differ only in their test or match give one reason, not a repeated one.
+        parts = list(
+            dict.fromkeys(f"{_cell_text(e.get('reason', ''))} ([evidence]({e.get('evidence', '')}))" for e in entries)
+        )
         return f"**{verdict}**: " + "; ".join(parts) if parts else f"**{verdict}** (no entry found)"
     if verdict == "failed":
         cited = set(requirement.get("tests", []))
