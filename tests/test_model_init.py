@@ -46,18 +46,33 @@ def _signature_params(impl, params: tuple[lst.InitParam, ...]) -> list[inspect.P
 
 
 def _recording_class(impl, params: list[inspect.Parameter], name: str = "ToyModel") -> type[torch.nn.Module]:
-    """A model class whose ``__init__`` has exactly ``params`` and records its call."""
+    """A model class whose ``__init__`` has exactly ``params``, binds a call as a real one would
+    (a call it cannot take raises Python's own ``TypeError``, which names ``NAME.__init__()``),
+    and records the call."""
+    positional_only = any(p.kind is inspect.Parameter.POSITIONAL_ONLY for p in params)
+    self_kind = inspect.Parameter.POSITIONAL_ONLY if positional_only else inspect.Parameter.POSITIONAL_OR_KEYWORD
+    signature = inspect.Signature([inspect.Parameter("self", self_kind), *params])
+    binds = _real_signature(signature, f"{name}.__init__")
 
     def __init__(self, *args, **kwargs):
+        binds(self, *args, **kwargs)
         torch.nn.Module.__init__(self)
         self.received = kwargs
         self.positional = args
         self.current = impl.current_vllm_config()
 
-    positional_only = any(p.kind is inspect.Parameter.POSITIONAL_ONLY for p in params)
-    self_kind = inspect.Parameter.POSITIONAL_ONLY if positional_only else inspect.Parameter.POSITIONAL_OR_KEYWORD
-    __init__.__signature__ = inspect.Signature([inspect.Parameter("self", self_kind), *params])
+    __init__.__signature__ = signature
     return type(name, (torch.nn.Module,), {"__init__": __init__, "__module__": __name__})
+
+
+def _real_signature(signature: inspect.Signature, qualname: str):
+    """A function with exactly ``signature`` that does nothing: calling it is how Python itself
+    checks arguments (the ``__signature__`` attribute alone checks nothing)."""
+    namespace: dict[str, object] = {}
+    exec(f"def function{signature}:\n    pass\n", namespace)  # parameter names come from the strategies
+    function = namespace["function"]
+    function.__qualname__ = qualname  # type: ignore[attr-defined]
+    return function
 
 
 def _keyword(name: str, required: bool) -> inspect.Parameter:
