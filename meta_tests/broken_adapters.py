@@ -5,8 +5,8 @@ never returns from ``set_default_torch_dtype`` (and writes its pid to
 ``$LOADERSPEC_META_PIDFILE`` first); ``HOOKLESS`` implements no hooks; ``WRONG_TYPES``
 returns a dict from ``model_config``; ``NO_SUPPORTS_QUANT`` lacks ``SupportsQuant``;
 ``NO_APPLY_MAPPER`` names an apply-mapper method the quantization config lacks (so one of
-QC-2's two tests cannot run); ``FAULTY`` fails in its own code (a NameError) when ``set_default_torch_dtype`` is
-called; ``NO_RESTORE`` wraps the reference implementation's ``device_loading_context``
+QC-2's two tests cannot run); ``FAULTY`` fails in its own code (a NameError) when
+``set_default_torch_dtype`` is called; ``NO_RESTORE`` wraps the reference implementation's ``device_loading_context``
 so that parameters are never restored.
 """
 

@@ -34,3 +34,8 @@ def run_conform(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, dict]
     )
     data = json.loads(report.read_text()) if report.exists() else {}
     return process.returncode, process.stdout + process.stderr, data
+
+
+def outcomes_by_test(data: dict) -> dict[str, str]:
+    """A JSON report's outcome per test function (``test_x[param]``), by name."""
+    return {t["nodeid"].split("::")[1]: t["outcome"] for t in data["tests"]}

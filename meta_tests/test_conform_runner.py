@@ -9,7 +9,7 @@ from loaderspec.conform.report import TestResult, judge, run_verdict
 from loaderspec.conform.requirements import Requirement
 from loaderspec.conform.xfails import Xfail, XfailFileError, dump_xfails, load_xfails
 
-from .conform_process import run_conform
+from .conform_process import outcomes_by_test, run_conform
 
 REQS = {r: Requirement(r, "MUST", r, "x") for r in ("DT-3", "DT-4", "PM-5")}
 
@@ -102,10 +102,6 @@ def test_unknown_impl_is_a_clear_error():
         load_adapter("json")
 
 
-def _outcomes(data: dict) -> dict[str, str]:
-    return {t["nodeid"].split("::")[1]: t["outcome"] for t in data["tests"]}
-
-
 def test_a_crashing_implementation_is_reported_and_the_run_continues(tmp_path):
     status, output, data = run_conform(
         tmp_path,
@@ -114,7 +110,7 @@ def test_a_crashing_implementation_is_reported_and_the_run_continues(tmp_path):
         "-k",
         "test_packed_mapping_is_kept_as_given or test_inverse_holds or test_normal_exit_restores",
     )
-    outcomes = _outcomes(data)
+    outcomes = outcomes_by_test(data)
     assert status == 1, output
     assert outcomes["test_packed_mapping_is_kept_as_given"] == "crashed", outcomes
     assert outcomes["test_inverse_holds_exactly_the_sub_names"] == "crashed", outcomes
@@ -132,7 +128,7 @@ def test_the_crash_limit_is_an_option(tmp_path):
         "-k",
         "test_packed_mapping_is_kept_as_given or test_inverse_holds",
     )
-    outcomes = _outcomes(data)
+    outcomes = outcomes_by_test(data)
     assert sorted(outcomes.values()) == ["crashed", "not run"], outcomes
     assert status == 1 and "stopped after 0 crashes (--max-crashes)" in output, output
 
@@ -147,7 +143,7 @@ def test_a_hanging_implementation_is_stopped(tmp_path):
         "-k",
         "test_non_default_dtype_is_rejected or test_kv_proj_does_not_match_qkv_proj",
     )
-    outcomes = _outcomes(data)
+    outcomes = outcomes_by_test(data)
     assert status == 3 and "INCOMPLETE" in output and "raise --timeout" in output, output
     assert outcomes["test_non_default_dtype_is_rejected_and_changes_nothing"] == "timeout", outcomes
     # runs after the hang, in a fresh process; takes microseconds, so no load can time it out

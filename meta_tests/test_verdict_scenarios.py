@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .conform_process import conform_env, run_conform
+from .conform_process import conform_env, outcomes_by_test, run_conform
 
 BROKEN = "meta_tests.broken_adapters"
 DEVICE_TESTS = "test_device_state_is_restored or test_tied_weights_stay_tied"
@@ -70,7 +70,7 @@ def test_a_requirement_one_of_whose_tests_could_not_run_is_not_passed(tmp_path):
     config lacks, so the test that spies on it is not provided while the other passes. QC-2 is
     "not provided" with the missing name, never "passed", and the PASS does not count it."""
     code, output, data = run_conform(tmp_path, "--impl", f"{BROKEN}:NO_APPLY_MAPPER", "-k", "test_quant_config")
-    outcomes = {t["nodeid"].split("::")[1]: t["outcome"] for t in data["tests"]}
+    outcomes = outcomes_by_test(data)
     assert outcomes["test_the_mapping_is_shared_by_reference"] == "not provided", outcomes
     assert outcomes["test_later_updates_to_the_class_mapping_reach_the_config"] == "passed", outcomes
     assert _verdicts(data)["QC-2"] == "not provided", _verdicts(data)
