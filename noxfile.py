@@ -41,18 +41,35 @@ def tests(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
 
 
+# Every conformance target CI runs (.ci/run): (target, version) as .ci/conform-target.sh takes them.
+ENGINE_TARGETS = [("vllm", "0.9.2"), ("vllm", "0.32.0"), ("vllm", "0.33.0"), ("sglang", "0.5.23")]
+TARGET_IDS = [f"{engine}-{version}" for engine, version in ENGINE_TARGETS]
+
+
 @nox.session(name="conform-reference")
 def conform_reference(session: nox.Session) -> None:
-    """``loaderspec conform`` against the reference implementation."""
+    """``loaderspec conform`` against the reference implementation (report: docs/reports/reference.json)."""
     _install(session)
-    session.run("loaderspec", "conform", "--impl", "reference", *session.posargs)
+    session.run("bash", ".ci/conform-target.sh", "reference", session.virtualenv.location, external=True)
 
 
-@nox.session(name="conform-vllm", venv_backend="none")
-@nox.parametrize("version", ["0.9.2", "0.32.0"])
-def conform_vllm(session: nox.Session, version: str) -> None:
-    """``loaderspec conform`` against a real vLLM release, in its own venv (.ci/conform-vllm.sh)."""
-    session.run("bash", ".ci/conform-vllm.sh", version, external=True)
+@nox.session(name="conform", venv_backend="none")
+@nox.parametrize("target", TARGET_IDS, ids=TARGET_IDS)
+def conform_engine(session: nox.Session, target: str) -> None:
+    """``loaderspec conform`` against a real engine release, in its own venv (.ci/conform-target.sh).
+
+    The same script CI runs; the report goes to docs/reports/TARGET.json and ``nox -s matrix``
+    renders docs/conformance.md from it. ``nox -s conform`` runs every target in turn.
+    """
+    engine, version = target.split("-", 1)
+    session.run("bash", ".ci/conform-target.sh", engine, version, external=True)
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """Render docs/conformance.md and README's summary lines from the committed reports."""
+    _install(session)
+    session.run("loaderspec", "matrix", "--readme", "README.md")
 
 
 @nox.session

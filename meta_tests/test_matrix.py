@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
@@ -69,6 +70,21 @@ def test_the_committed_page_and_readme_are_current_against_the_committed_reports
 
 def test_the_committed_reports_cover_every_target() -> None:
     assert {report.label for report in load_reports(REPORTS)} >= EXPECTED_TARGETS
+
+
+def test_ci_and_the_noxfile_run_every_target_of_the_matrix() -> None:
+    ci_run = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    in_ci = {"-".join(found) for found in re.findall(r"^timed .* conform_target (\w+) ([\d.]+)$", ci_run, re.MULTILINE)}
+    noxfile = ast.parse((REPO / "noxfile.py").read_text(encoding="utf-8"))
+    targets = next(
+        node.value
+        for node in noxfile.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "ENGINE_TARGETS" for t in node.targets)
+    )
+    in_nox = {"-".join(pair) for pair in ast.literal_eval(targets)}
+    engines = EXPECTED_TARGETS - {"reference"}
+    assert in_ci == engines, f".ci/run runs {sorted(in_ci)}, the matrix has {sorted(engines)}"
+    assert in_nox == engines, f"noxfile.py ENGINE_TARGETS is {sorted(in_nox)}, the matrix has {sorted(engines)}"
 
 
 def test_every_failure_cell_of_the_committed_page_has_an_evidence_link() -> None:
