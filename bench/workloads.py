@@ -456,19 +456,6 @@ def moe_model(
     offloaded = _offloaded_layers(shape.layers, offload_fraction)
     host = Placement(torch.device("cpu"), pin=_pin_for_offload(target))
 
-    def moe_block(where: Placement) -> nn.Module:
-        block = nn.Module()
-        block.gate = BenchLinear(shape.experts, shape.hidden, where, noop_cls(), g)
-        block.experts = nn.ModuleList()
-        for _ in range(shape.experts):
-            expert = nn.Module()
-            expert.gate_proj = BenchLinear(shape.expert_intermediate, shape.hidden, where, method_cls(), g)
-            expert.up_proj = BenchLinear(shape.expert_intermediate, shape.hidden, where, method_cls(), g)
-            expert.down_proj = BenchLinear(shape.hidden, shape.expert_intermediate, where, method_cls(), g)
-            expert.act_fn = Stateless()
-            block.experts.append(expert)
-        return block
-
     model = _decoder(
         layers=shape.layers,
         vocab=shape.vocab,
@@ -480,7 +467,7 @@ def moe_model(
         methods=(method_cls, noop_cls),
         attention=attention,
         generator=g,
-        mlp=moe_block,
+        mlp=functools.partial(_moe_block, shape, method_cls, noop_cls, g),
     )
 
     count = sum(1 for _ in model.named_modules())
@@ -496,6 +483,21 @@ def moe_model(
         offloaded_params=offloaded_params,
         details={"shape": shape, "offloaded_layers": offloaded},
     )
+
+
+def _moe_block(shape: MoEShape, method_cls: type, noop_cls: type, g: torch.Generator, where: Placement) -> nn.Module:
+    """One layer's router (a no-op method) and per-expert MLPs (every linear gets ``method_cls()``)."""
+    block = nn.Module()
+    block.gate = BenchLinear(shape.experts, shape.hidden, where, noop_cls(), g)
+    block.experts = nn.ModuleList()
+    for _ in range(shape.experts):
+        expert = nn.Module()
+        expert.gate_proj = BenchLinear(shape.expert_intermediate, shape.hidden, where, method_cls(), g)
+        expert.up_proj = BenchLinear(shape.expert_intermediate, shape.hidden, where, method_cls(), g)
+        expert.down_proj = BenchLinear(shape.hidden, shape.expert_intermediate, where, method_cls(), g)
+        expert.act_fn = Stateless()
+        block.experts.append(expert)
+    return block
 
 
 def _short_count(count: int) -> str:

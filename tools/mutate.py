@@ -156,8 +156,28 @@ def _src(node: ast.AST) -> str:
 
 
 def _node_edits(scope: str, position: int, node: ast.AST):
+    """Every edit of one node, kind by kind (the order fixes the mutants' IDs: keep it)."""
     line = getattr(node, "lineno", 0)
-    # statements dropped: every statement of every body, finally/except/else bodies included
+    yield from _statement_drops(scope, position, node)
+    if isinstance(node, ast.Compare):
+        yield from _comparison_swaps(scope, line, position, node)
+    yield from _boolean_swaps(scope, line, position, node)
+    if isinstance(node, ast.Constant) and not isinstance(node.value, bytes):
+        yield from _constant_edits(scope, line, position, node)
+    if isinstance(node, ast.JoinedStr):
+
+        def empty(n):
+            n.values = []
+
+        yield scope, line, "constant", f"f-string emptied: {_src(node)}", position, empty
+    if isinstance(node, ast.Call):
+        yield from _call_edits(scope, line, position, node)
+    if isinstance(node, (ast.Continue, ast.Break)):
+        yield scope, line, "continue-break", f"{type(node).__name__.lower()} swapped", position, None
+
+
+def _statement_drops(scope: str, position: int, node: ast.AST):
+    """Every statement of every body dropped, finally/except/else bodies included."""
     for attr in ("body", "orelse", "finalbody"):
         body = getattr(node, attr, None)
         if not isinstance(body, list) or isinstance(node, ast.Module):
@@ -177,23 +197,22 @@ def _node_edits(scope: str, position: int, node: ast.AST):
             if isinstance(node, ast.ExceptHandler):
                 where = " (except)"
             yield scope, stmt.lineno, "statement-dropped", f"drop{where}: {_src(stmt)}", position, drop
-    if isinstance(node, ast.Compare):
-        for index, op in enumerate(node.ops):
-            swapped = _COMPARE_SWAPS.get(type(op))
-            if swapped is None:
-                continue
 
-            def swap(n, index=index, swapped=swapped):
-                n.ops[index] = swapped()
 
-            yield (
-                scope,
-                line,
-                "comparison-swap",
-                f"{_src(node)}: {type(op).__name__} -> {swapped.__name__}",
-                position,
-                swap,
-            )
+def _comparison_swaps(scope: str, line: int, position: int, node: ast.Compare):
+    for index, op in enumerate(node.ops):
+        swapped = _COMPARE_SWAPS.get(type(op))
+        if swapped is None:
+            continue
+
+        def swap(n, index=index, swapped=swapped):
+            n.ops[index] = swapped()
+
+        description = f"{_src(node)}: {type(op).__name__} -> {swapped.__name__}"
+        yield scope, line, "comparison-swap", description, position, swap
+
+
+def _boolean_swaps(scope: str, line: int, position: int, node: ast.AST):
     if isinstance(node, ast.BoolOp):
 
         def flip(n):
@@ -209,50 +228,43 @@ def _node_edits(scope: str, position: int, node: ast.AST):
             n.test = ast.UnaryOp(op=ast.Not(), operand=n.test)
 
         yield scope, line, "boolean-swap", f"if {_src(node.test)}: condition negated", position, negate
-    if isinstance(node, ast.Constant) and not isinstance(node.value, bytes):
-        yield from _constant_edits(scope, line, position, node)
-    if isinstance(node, ast.JoinedStr):
 
-        def empty(n):
-            n.values = []
 
-        yield scope, line, "constant", f"f-string emptied: {_src(node)}", position, empty
-    if isinstance(node, ast.Call):
-        for index, keyword in enumerate(node.keywords):
-            label = keyword.arg or "**"
+def _call_edits(scope: str, line: int, position: int, node: ast.Call):
+    """Keywords dropped, pin_memory negated, sorted() unsorted, device arguments sent to the CPU."""
+    for index, keyword in enumerate(node.keywords):
+        label = keyword.arg or "**"
 
-            def drop_keyword(n, index=index):
-                del n.keywords[index]
+        def drop_keyword(n, index=index):
+            del n.keywords[index]
 
-            yield scope, line, "keyword-dropped", f"{_src(node)}: {label}= dropped", position, drop_keyword
-            if keyword.arg == "pin_memory":
+        yield scope, line, "keyword-dropped", f"{_src(node)}: {label}= dropped", position, drop_keyword
+        if keyword.arg == "pin_memory":
 
-                def flip_pin(n, index=index):
-                    n.keywords[index].value = ast.UnaryOp(op=ast.Not(), operand=n.keywords[index].value)
+            def flip_pin(n, index=index):
+                n.keywords[index].value = ast.UnaryOp(op=ast.Not(), operand=n.keywords[index].value)
 
-                yield scope, line, "pin-memory-flipped", f"{_src(node)}: pin_memory negated", position, flip_pin
-        if isinstance(node.func, ast.Name) and node.func.id == "sorted":
+            yield scope, line, "pin-memory-flipped", f"{_src(node)}: pin_memory negated", position, flip_pin
+    if isinstance(node.func, ast.Name) and node.func.id == "sorted":
 
-            def unsort(n):
-                n.func = ast.Name(id="list", ctx=ast.Load())
-                n.keywords = []
+        def unsort(n):
+            n.func = ast.Name(id="list", ctx=ast.Load())
+            n.keywords = []
 
-            yield scope, line, "sorted-removed", f"{_src(node)}: sorted -> list", position, unsort
-        arguments = [*((i, a) for i, a in enumerate(node.args)), *((k, kw.value) for k, kw in enumerate(node.keywords))]
-        for slot, (index, value) in enumerate(arguments):
-            if isinstance(value, ast.Name) and value.id.endswith("device"):
-                in_keywords = slot >= len(node.args)
+        yield scope, line, "sorted-removed", f"{_src(node)}: sorted -> list", position, unsort
+    arguments = [*((i, a) for i, a in enumerate(node.args)), *((k, kw.value) for k, kw in enumerate(node.keywords))]
+    for slot, (index, value) in enumerate(arguments):
+        if isinstance(value, ast.Name) and value.id.endswith("device"):
+            in_keywords = slot >= len(node.args)
 
-                def to_cpu(n, index=index, in_keywords=in_keywords):
-                    cpu = ast.parse('torch.device("cpu")', mode="eval").body
-                    if in_keywords:
-                        n.keywords[index].value = cpu
-                    else:
-                        n.args[index] = cpu
+            def to_cpu(n, index=index, in_keywords=in_keywords):
+                cpu = ast.parse('torch.device("cpu")', mode="eval").body
+                if in_keywords:
+                    n.keywords[index].value = cpu
+                else:
+                    n.args[index] = cpu
 
-                yield scope, line, "device-changed", f"{_src(node)}: {value.id} -> cpu", position, to_cpu
-    if isinstance(node, (ast.Continue, ast.Break)):
-        yield scope, line, "continue-break", f"{type(node).__name__.lower()} swapped", position, None
+            yield scope, line, "device-changed", f"{_src(node)}: {value.id} -> cpu", position, to_cpu
 
 
 def _unwrap_not(n):
@@ -618,7 +630,7 @@ def check(mutants: list[Mutant], results: dict[str, dict]) -> list[str]:
     return problems
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
@@ -638,8 +650,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=Path, help="run these jobs (JSON list of {id, source, tests}) instead")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.worker:
         worker(args.worker, args.slot, args.timeout)
         return 0
@@ -648,19 +663,9 @@ def main(argv: list[str] | None = None) -> int:
         results = run_jobs(jobs, args.workers, args.timeout, progress=False)
         args.out.write_text(json.dumps(results, indent=1, sort_keys=True))
         return 0
-
     mutants = generate()
     if args.check:
-        record = json.loads(args.out.read_text())
-        stored = record["results"]
-        print(summarize(mutants, stored))
-        if record.get("utils_sha") != _sha(UTILS.read_text(encoding="utf-8")):
-            print(f"note: {args.out.name} was made from another utils.py; run tools/mutate.py again")
-        problems = check(mutants, stored)
-        missing = [m.id for m in mutants if m.id not in stored]
-        problems += [f"{len(missing)} mutants have no result (run tools/mutate.py)"] if missing else []
-        print("\n".join(problems) or "every survivor is explained and equivalent")
-        return 1 if problems else 0
+        return _check_stored_results(mutants, args.out)
     selected = [m for m in mutants if args.only in m.id]
     if args.rerun_survivors:
         stored = json.loads(args.out.read_text())["results"]
@@ -670,7 +675,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m.id:60} {m.description}")
         print(f"{len(selected)} mutants", file=sys.stderr)
         return 0
+    _run_and_store(args, mutants, selected)
+    return 0
 
+
+def _check_stored_results(mutants: list[Mutant], out: Path) -> int:
+    """``--check``: 1 when a survivor is unexplained or real, a result is missing or errored."""
+    record = json.loads(out.read_text())
+    stored = record["results"]
+    print(summarize(mutants, stored))
+    if record.get("utils_sha") != _sha(UTILS.read_text(encoding="utf-8")):
+        print(f"note: {out.name} was made from another utils.py; run tools/mutate.py again")
+    problems = check(mutants, stored)
+    missing = [m.id for m in mutants if m.id not in stored]
+    problems += [f"{len(missing)} mutants have no result (run tools/mutate.py)"] if missing else []
+    print("\n".join(problems) or "every survivor is explained and equivalent")
+    return 1 if problems else 0
+
+
+def _run_and_store(args: argparse.Namespace, mutants: list[Mutant], selected: list[Mutant]) -> None:
+    """Run the selected mutants; merge into the stored results when only some were run."""
     started = time.monotonic()
     jobs = [
         {"id": m.id, "source": m.source, "tests": SCOPE_TESTS[m.scope], "max_examples": args.fast_examples or None}
@@ -692,10 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(summarize(mutants, results))
     print(f"{len(selected)} mutants in {elapsed:.0f} s with {args.workers} workers")
-    survivors = [m for m in selected if results[m.id]["status"] == "survived"]
-    for m in survivors:
-        print(f"SURVIVED {m.id}: {m.description}")
-    return 0
+    for m in selected:
+        if results[m.id]["status"] == "survived":
+            print(f"SURVIVED {m.id}: {m.description}")
 
 
 def _sha(text: str) -> str:
