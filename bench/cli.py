@@ -27,19 +27,13 @@ from pathlib import Path
 from loaderspec.adapter import DEFAULT_IMPL, ENV_VAR
 
 
-def build_parser(prog: str = "loaderspec bench") -> argparse.ArgumentParser:
-    """The argument parser of ``loaderspec bench`` (also usable as a subparser template)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``loaderspec bench``."""
     parser = argparse.ArgumentParser(
-        prog=prog,
+        prog="loaderspec bench",
         description="Benchmark process_weights_after_loading and device_loading_context, "
         "each figure next to its floor, optionally against a second implementation.",
     )
-    add_arguments(parser)
-    return parser
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``bench`` options to ``parser`` (for wiring as a ``loaderspec`` subcommand)."""
     parser.add_argument(
         "--impl", default=None, help="implementation X: reference (default, or $LOADERSPEC_IMPL), vllm, or a module"
     )
@@ -89,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="torch intra-op threads (default: torch's); 1 keeps figures stable on a shared machine",
     )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return compare_main(argv[1:], sys.stdout, sys.stderr)
     args = build_parser().parse_args(argv)
-    return run_from_args(args)
+    return _run(args)
 
 
 def _problem(args: argparse.Namespace) -> str | None:
@@ -156,8 +151,8 @@ def _writable(path: Path) -> bool:
     return not path.exists() or os.access(path, os.W_OK)
 
 
-def run_from_args(args: argparse.Namespace) -> int:
-    """Run with already-parsed arguments (see :func:`add_arguments`)."""
+def _run(args: argparse.Namespace) -> int:
+    """Check the options, then run the benchmarks (exit 2 when an option cannot work)."""
     import os
     import sys
 

@@ -201,3 +201,28 @@ def test_mutant_is_caught(accelerator, name):
     assert any(req in verdict for req in requirements), (
         f"the {name!r} mutant was caught, but not by {requirements}: {verdict}"
     )
+
+
+def _mutation_tool():
+    """tools/mutate.py as a module (it is a script, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("loaderspec_mutate_tool", ROOT / "tools" / "mutate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
+def test_the_mutation_run_covers_every_definition_of_the_reference():
+    tool = _mutation_tool()
+    assert tool.unmapped_definitions() == [], "tools/mutate.py SCOPE_TESTS is out of date with utils.py"
+    renamed = UTILS.read_text(encoding="utf-8").replace("def _restorable_stride(", "def _restorable_strides(")
+    assert tool.unmapped_definitions(renamed) == [
+        "_restorable_strides is defined in utils.py but not in SCOPE_TESTS",
+        "SCOPE_TESTS names _restorable_stride, which utils.py does not define",
+    ]

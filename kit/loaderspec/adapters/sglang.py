@@ -52,7 +52,15 @@ from typing import Any
 
 import torch
 
-from loaderspec.adapter import API_NAMES, COLLABORATOR_NAMES, Adapter, AdapterError, NotProvided, _patch_attribute
+from loaderspec.adapter import (
+    API_NAMES,
+    COLLABORATOR_NAMES,
+    Adapter,
+    AdapterError,
+    NotProvided,
+    _patch_attribute,
+    stay_offline,
+)
 from loaderspec.adapters.plain_quantization import plain_quantization_config_class
 
 UTILS_MODULE = "sglang.srt.model_loader.utils"
@@ -199,8 +207,7 @@ class SglangAdapter(Adapter):
     def _import(self, module: str) -> types.ModuleType:
         if not self._imported:
             self.distribution_version()
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            stay_offline()
             os.environ.setdefault("SGLANG_DISABLE_REQUEST_LOGGING", "1")
             if "TRITON_CACHE_DIR" not in os.environ:
                 os.environ["TRITON_CACHE_DIR"] = tempfile.mkdtemp(prefix="loaderspec-sglang-triton-")

@@ -216,11 +216,6 @@ class VllmAdapter(Adapter):
         self._names[name] = found
         return found
 
-    def where(self, name: str) -> str:
-        """``module.qualname`` of the object :meth:`lookup` gives for ``name`` (for reports)."""
-        obj = self.lookup(name)
-        return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', name)}"
-
     # --- hooks -------------------------------------------------------------
 
     def model_config(
