@@ -4,6 +4,7 @@ module's CPU parameters to the target for the block and restores them after."""
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 
 import pytest
@@ -22,6 +23,7 @@ from .support.device_properties import (
     storage_bytes,
 )
 from .support.errors import expect_raises
+from .support.modules import is_dense
 from .support.tensors import Snapshot
 
 
@@ -98,16 +100,27 @@ def test_tied_weights_stay_tied(impl, accelerator, replace, through_head):
     assert model["embed"].weight.device.type == "cpu", f"DL-13: the tied weight ended on {model['embed'].weight.device}"
 
 
+OVERLAPPING = {
+    "a row twice": ((1, 3), (2, 3)),
+    "one element twice": ((1,), (2,)),  # the fewest elements that can overlap
+    "a row twice, a size-1 dimension between": ((1, 1, 3), (2, 1, 3)),
+}
+"""Overlapping data a body may leave: (shape of the data, shape it is expanded to)."""
+
+
 @pytest.mark.req("DL-16")
 @pytest.mark.parametrize("raises", [False, True], ids=["returns", "raises"])
-def test_overlapping_data_is_restored_and_the_body_error_kept(impl, accelerator, raises):
+@pytest.mark.parametrize("shapes", list(OVERLAPPING.values()), ids=list(OVERLAPPING))
+def test_overlapping_data_is_restored_and_the_body_error_kept(impl, accelerator, raises, shapes):
+    data_shape, expanded = shapes
     module = torch.nn.Linear(3, 2, bias=True)
     bias = module.bias.detach().clone()
+    values = torch.arange(float(math.prod(data_shape))).reshape(data_shape)
     planted = PlantedError("body raised on purpose")
     escaped: BaseException | None = None
     try:
         with impl.device_loading_context(module, accelerator):
-            module.weight.data = torch.arange(3.0, device=accelerator).expand(2, 3)
+            module.weight.data = values.to(accelerator).expand(expanded)
             if raises:
                 raise planted
     except Exception as error:
@@ -117,10 +130,13 @@ def test_overlapping_data_is_restored_and_the_body_error_kept(impl, accelerator,
         f"DL-16: the body {'raised ' + repr(planted) if raises else 'returned'}, the context let out {escaped!r}"
     )
     weight = module.weight
-    assert weight.device.type == "cpu" and weight.shape == (2, 3), (
+    assert weight.device.type == "cpu" and weight.shape == expanded, (
         f"DL-16: the weight ended as {tuple(weight.shape)} on {weight.device}"
     )
-    assert torch.equal(weight, torch.arange(3.0).expand(2, 3)), "DL-16: the weight was restored with other values"
+    assert torch.equal(weight, values.expand(expanded)), "DL-16: the weight was restored with other values"
+    assert is_dense(weight.data), (
+        f"DL-16: overlapping {tuple(expanded)} data was restored with strides {weight.stride()}, not densely"
+    )
     assert torch.equal(module.bias, bias) and module.bias.device.type == "cpu", (
         "DL-16: the other parameter was not restored"
     )

@@ -68,6 +68,20 @@ def overlaps(tensor: torch.Tensor) -> bool:
     return any(stride == 0 and size > 1 for size, stride in zip(tensor.size(), tensor.stride(), strict=True))
 
 
+def is_dense(tensor: torch.Tensor) -> bool:
+    """Whether the elements fill a block of ``numel`` slots, each once (no overlap, no gap):
+    the strides, taken from the smallest, are the products of the sizes inside them. Dimensions
+    of size 1 are skipped (their stride is never used)."""
+    expected = 1
+    for stride, size in sorted(
+        (stride, size) for size, stride in zip(tensor.size(), tensor.stride(), strict=True) if size != 1
+    ):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
 # --- module trees ----------------------------------------------------------------
 
 
