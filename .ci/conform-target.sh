@@ -5,7 +5,7 @@
 # adapter), writing the JSON report that `loaderspec matrix` renders into docs/conformance.md.
 #
 #   bash .ci/conform-target.sh reference [VENV_DIR]
-#   bash .ci/conform-target.sh vllm VERSION [VENV_DIR]       VERSION: 0.9.2, 0.32.0, 0.33.0
+#   bash .ci/conform-target.sh vllm VERSION [VENV_DIR]       VERSION: 0.9.2, 0.10.0, 0.32.0, 0.33.0
 #   bash .ci/conform-target.sh sglang VERSION [VENV_DIR]     VERSION: 0.5.23
 #
 # Report: $REPORTS_DIR/TARGET-VERSION.json (reference: $REPORTS_DIR/reference.json);

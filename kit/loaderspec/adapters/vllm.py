@@ -1,7 +1,7 @@
 """The adapter of real vLLM (``--impl vllm``): vLLM's own model-loader utilities.
 
 Install one with ``bash .ci/install-vllm.sh VERSION VENV_DIR`` (0.9.2 = the seed's
-version, 0.32.0, or 0.33.0) and run the suites from that venv. Importing this module does not
+version, 0.10.0, 0.32.0, or 0.33.0) and run the suites from that venv. Importing this module does not
 import vLLM (that takes 12-15 s): the first name or hook asked for does, once.
 
 Each name is looked up where the installed vLLM keeps it (docs/upstream.md, "Where the
