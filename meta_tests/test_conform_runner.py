@@ -11,7 +11,7 @@ from loaderspec.conform.xfails import Xfail, XfailFileError, dump_xfails, load_x
 
 from .conform_process import outcomes_by_test, run_conform
 
-REQS = {r: Requirement(r, "MUST", r, "x") for r in ("DT-3", "DT-4", "PM-5")}
+REQS = {r: Requirement(r, "MUST", r, "x") for r in ("DT-7", "DT-4", "PM-5")}
 
 
 def _result(nodeid, outcome, reqs, message=""):
@@ -28,31 +28,31 @@ def exit_status(results, xfails=()):
 
 
 def test_failure_counts_against_the_requirement_its_message_names():
-    results = [_result("test_a.py::t", "failed", ["DT-3", "DT-4"], "E   AssertionError: DT-4: nested leak")]
+    results = [_result("test_a.py::t", "failed", ["DT-7", "DT-4"], "E   AssertionError: DT-4: nested leak")]
     verdicts, _ = _verdicts(results)
-    assert verdicts == {"DT-3": "inconclusive", "DT-4": "failed", "PM-5": "not selected"}
+    assert verdicts == {"DT-7": "inconclusive", "DT-4": "failed", "PM-5": "not selected"}
 
 
 def test_failure_without_an_id_counts_against_all_cited():
-    verdicts, _ = _verdicts([_result("test_a.py::t", "failed", ["DT-3", "DT-4"], "E   ZeroDivisionError")])
-    assert verdicts["DT-3"] == verdicts["DT-4"] == "failed"
+    verdicts, _ = _verdicts([_result("test_a.py::t", "failed", ["DT-7", "DT-4"], "E   ZeroDivisionError")])
+    assert verdicts["DT-7"] == verdicts["DT-4"] == "failed"
 
 
 def test_expected_failures_and_unexpected_passes():
-    xfails = [Xfail("DT-3", "leaks", "https://example.org/1"), Xfail("PM-5", "suffix match", "https://example.org/2")]
+    xfails = [Xfail("DT-7", "leaks", "https://example.org/1"), Xfail("PM-5", "suffix match", "https://example.org/2")]
     results = [
-        _result("test_a.py::t", "failed", ["DT-3"], "E   AssertionError: DT-3: leak"),
+        _result("test_a.py::t", "failed", ["DT-7"], "E   AssertionError: DT-7: leak"),
         _result("test_b.py::u", "passed", ["PM-5"]),
         _result("test_c.py::v", "passed", ["DT-4"]),
     ]
     verdicts, stale = _verdicts(results, xfails)
-    assert verdicts == {"DT-3": "expected failure", "DT-4": "passed", "PM-5": "unexpected pass"}
+    assert verdicts == {"DT-7": "expected failure", "DT-4": "passed", "PM-5": "unexpected pass"}
     assert stale == []
     assert exit_status(results, xfails) == 1  # the unexpected pass
 
 
 def test_collected_but_not_run_leaves_the_run_incomplete():
-    results = [_result("test_a.py::t", "passed", ["DT-3"]), _result("test_b.py::u", "not run", ["DT-4"])]
+    results = [_result("test_a.py::t", "passed", ["DT-7"]), _result("test_b.py::u", "not run", ["DT-4"])]
     verdicts, _ = _verdicts(results)
     assert verdicts["DT-4"] == "unchecked"
     assert exit_status(results) == 3
@@ -60,8 +60,8 @@ def test_collected_but_not_run_leaves_the_run_incomplete():
 
 
 def test_expected_failure_by_test_name_matches_parametrized_nodes():
-    xfails = [Xfail("DT-3", "known", "https://example.org", test="test_a.py::t")]
-    results = [_result("test_a.py::t[sim-pinned]", "failed", ["DT-3"], "E   AssertionError: DT-3: x")]
+    xfails = [Xfail("DT-7", "known", "https://example.org", test="test_a.py::t")]
+    results = [_result("test_a.py::t[sim-pinned]", "failed", ["DT-7"], "E   AssertionError: DT-7: x")]
     judgement = judge(results, REQS, xfails)
     assert results[0].expected_failure is xfails[0] and not judgement.stale
     assert exit_status(results, xfails) == 0
@@ -69,8 +69,8 @@ def test_expected_failure_by_test_name_matches_parametrized_nodes():
 
 def test_xfail_file_round_trips(tmp_path):
     entries = [
-        Xfail("DT-3", 'no "finally"', "https://github.com/vllm-project/vllm/pull/51064"),
-        Xfail("DT-3", "other", "https://example.org", test="test_x", match=r"DT-3: \(leak\)"),
+        Xfail("DT-7", 'no "finally"', "https://github.com/vllm-project/vllm/pull/51064"),
+        Xfail("DT-7", "other", "https://example.org", test="test_x", match=r"DT-7: \(leak\)"),
     ]
     path = tmp_path / "x.toml"
     path.write_text(dump_xfails(entries, "header"))
@@ -80,8 +80,8 @@ def test_xfail_file_round_trips(tmp_path):
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("[[xfail]]\nid = 'DT-3'\nreason = 'r'\n", "lacks evidence"),
-        ("[[xfail]]\nid = 'DT-3'\nreason = 'r'\nevidence = 'e'\nseverity = 1\n", "unknown keys severity"),
+        ("[[xfail]]\nid = 'DT-7'\nreason = 'r'\n", "lacks evidence"),
+        ("[[xfail]]\nid = 'DT-7'\nreason = 'r'\nevidence = 'e'\nseverity = 1\n", "unknown keys severity"),
         ("xfail = 3\n", "array of tables"),
         ("[[xfail]\n", "not valid TOML"),
         ("[other]\n", "unknown top-level keys"),
@@ -168,6 +168,6 @@ def test_missing_names_and_hooks_are_not_provided(tmp_path):
 
 def test_malformed_xfail_file_stops_the_run_with_its_name(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[[xfail]]\nid = 'DT-3'\n")
+    bad.write_text("[[xfail]]\nid = 'DT-7'\n")
     status, output, _ = run_conform(tmp_path, "--xfails", str(bad))
     assert status == 2 and "bad.toml" in output and "evidence" in output, output

@@ -41,12 +41,12 @@ def _report(target: str, version: str, requirements: list[dict], tests: list[dic
 
 
 EVIDENCE = "https://github.com/example/engine/blob/v1.0/loader.py#L12"
-ENTRY = {"id": "DT-3", "reason": "no try/finally", "evidence": EVIDENCE}
+ENTRY = {"id": "DT-7", "reason": "no try/finally", "evidence": EVIDENCE}
 
 
 def _write_pair(folder: Path) -> Path:
     folder.mkdir()
-    passed = {"id": "DT-3", "level": "MUST", "title": "Restores", "verdict": "passed", "tests": ["t.py::a"]}
+    passed = {"id": "DT-7", "level": "MUST", "title": "Restores", "verdict": "passed", "tests": ["t.py::a"]}
     failed = dict(passed, verdict="expected failure", expected_failure=ENTRY)
     skipped = {"id": "PM-1", "level": "MUST", "title": "Kept", "verdict": "not provided", "tests": ["t.py::b"]}
     skip_test = {
@@ -101,8 +101,8 @@ def test_every_failure_cell_of_the_committed_page_has_an_evidence_link() -> None
 
 def test_cells_carry_the_reason_and_evidence_and_extra_keys_are_ignored(tmp_path: Path) -> None:
     page = render(load_reports(_write_pair(tmp_path / "reports")))
-    row = next(line for line in page.splitlines() if line.startswith("| DT-3"))
-    assert row == f"| DT-3 Restores | passed | **expected failure**: no try/finally ([evidence]({EVIDENCE})) |"
+    row = next(line for line in page.splitlines() if line.startswith("| DT-7"))
+    assert row == f"| DT-7 Restores | passed | **expected failure**: no try/finally ([evidence]({EVIDENCE})) |"
     row = next(line for line in page.splitlines() if line.startswith("| PM-1"))
     assert row.endswith("| passed | not provided: ParamMapping (the engine has none) |"), row
     assert "| date | 2026-11-29 | 2026-11-29 |" in page

@@ -4,11 +4,11 @@ narrowly enough that a new bug under the same requirement is still reported.
 A TOML file of entries::
 
     [[xfail]]
-    id = "DT-3"                  # a requirement ID of the spec, upper case (required)
+    id = "DT-7"                  # a requirement ID of the spec, upper case (required)
     reason = "no try/finally: the default dtype leaks when the body raises"   # required
     evidence = "https://github.com/vllm-project/vllm/pull/51064"              # required
-    test = "test_every_other_exit_restores_the_default"   # optional: only this test's failures
-    match = "DT-3: .*leaked"     # optional: a regex searched in the failure's error line
+    test = "test_every_exceptional_exit_restores_the_default"  # optional: only this test's failures
+    match = "DT-7: after a body that left by exception"  # optional: a regex searched in the error line
 
 A failure is expected only when, for each of its error lines, an entry names the
 requirement the line is about, names the failing test (if it names one) and its
@@ -17,7 +17,8 @@ requirement or not, is unexpected.
 
 The file is refused (:class:`XfailFileError`, exit status 2) when it is not UTF-8 or
 not TOML, an entry lacks a key or has an unknown one, an ID is not a requirement of the
-spec (IDs are compared case-insensitively, and must be written upper case), a
+spec (a withdrawn one is named with the requirements that replace it; IDs are compared
+case-insensitively, and must be written upper case), a
 ``match`` is not a valid regular expression, or two entries are the same.
 """
 
@@ -29,7 +30,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from loaderspec.conform.requirements import ID
+from loaderspec.conform.requirements import ID, load_requirements
 
 REQUIRED_KEYS = ("id", "reason", "evidence")
 OPTIONAL_KEYS = ("test", "match")
@@ -124,7 +125,7 @@ def _entry(path: Path, number: int, entry: object, known_ids: Collection[str] | 
     if req_id != req_id.upper():
         raise XfailFileError(f"{where}: write the ID upper case: {req_id.upper()!r}")
     if known_ids is not None and req_id not in known_ids:
-        raise XfailFileError(f"{where}: {req_id} is not a requirement of the spec")
+        raise XfailFileError(f"{where}: {req_id} is not a requirement of the spec{_withdrawn_hint(req_id)}")
     match = entry.get("match")
     if match is not None:
         try:
@@ -169,3 +170,13 @@ def match_pattern(error_line: str, limit: int = 90) -> str:
     if volatile:
         head = head[: volatile.start()]
     return _SPECIAL.sub(r"\\\1", head.rstrip())
+
+
+def _withdrawn_hint(req_id: str) -> str:
+    """``; it was withdrawn, see ...`` when ``req_id`` is a withdrawn requirement (a file
+    written for an older spec), else nothing."""
+    requirement = load_requirements(include_withdrawn=True).get(req_id)
+    if requirement is None or not requirement.withdrawn:
+        return ""
+    replaced = ", ".join(requirement.replaced_by) or "spec/CHANGELOG.md"
+    return f" any more: it was withdrawn; its cases are now {replaced}"
