@@ -135,7 +135,7 @@ def round_trip_case(nbytes: int, target: torch.device) -> Case:
     """``device_loading_context`` around an empty block, one host parameter of ``nbytes`` (DL-2, DL-10..DL-12)."""
 
     def prepare(adapter: Adapter, config: Any) -> Prepared:
-        module = workloads.single_parameter_module(nbytes, pin=floors.pin_like_context(target))
+        module = workloads.single_parameter_module(nbytes, pin=workloads.pin_like_context(target))
         context = adapter.device_loading_context
 
         def run() -> None:

@@ -126,23 +126,16 @@ def _target_params() -> list[Any]:
     return [pytest.param(kind, id=kind) for kind in ("cpu", devices.accelerator_kinds()[0])]
 
 
-def _device(kind: str) -> torch.device:
-    try:
-        return devices.resolve(kind)
-    except devices.DeviceUnavailable as error:
-        pytest.skip(str(error))
-
-
 @pytest.fixture(scope="session", params=_target_params())
 def target(request: pytest.FixtureRequest) -> torch.device:
     """The CPU, and the accelerator: CUDA when present, else the simulated device (skips if it cannot build)."""
-    return _device(request.param)
+    return devices.resolve_or_skip(request.param)
 
 
 @pytest.fixture(scope="session", params=[p for p in _target_params() if p.id != "cpu"])
 def accelerator(request: pytest.FixtureRequest) -> torch.device:
     """The accelerator only (round trips are meaningless on a CPU target, DL-1)."""
-    return _device(request.param)
+    return devices.resolve_or_skip(request.param)
 
 
 # ---------------------------------------------------------------------------

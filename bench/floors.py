@@ -30,6 +30,7 @@ from loaderspec.adapter import Adapter, NotProvided
 from torch import nn
 
 from .measure import synchronize
+from .workloads import pin_like_context
 
 
 class _NeverInstance:
@@ -65,20 +66,6 @@ def traversal_floor(adapter: Adapter, model: nn.Module) -> Callable[[], None]:
                 pass
 
     return floor
-
-
-def pin_like_context(target: torch.device) -> bool:
-    """Whether host buffers should be pinned, as the device context pins them (DL-5).
-
-    The reference pins iff pinned memory can be allocated here; vLLM's CPU platform
-    answers False, so against vLLM on the simulated device this floor pins and vLLM does not.
-    """
-    if target.type == "cpu":
-        return False
-    try:
-        return torch.empty(1, pin_memory=True).is_pinned()
-    except RuntimeError:
-        return False
 
 
 @dataclass

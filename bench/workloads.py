@@ -306,8 +306,11 @@ def _offloaded_layers(layers: int, fraction: float) -> int:
     return math.ceil(fraction * layers)
 
 
-def _pin_for_offload(target: torch.device) -> bool:
-    """Offloaded parameters are pinned when the target can use pinned memory (vLLM does so)."""
+def pin_like_context(target: torch.device) -> bool:
+    """Whether host buffers are pinned, as the device context pins them (DL-5) and vLLM pins
+    offloaded parameters: for a non-CPU target, when pinned memory can be allocated here.
+    (vLLM's CPU platform answers False, so against vLLM on the simulated device the floors pin
+    and vLLM does not.)"""
     if target.type == "cpu":
         return False
     try:
@@ -394,7 +397,7 @@ def dense_model(
     g = torch.Generator().manual_seed(seed)
     on_target = Placement(target)
     offloaded = _offloaded_layers(shape.layers, offload_fraction)
-    host = Placement(torch.device("cpu"), pin=_pin_for_offload(target))
+    host = Placement(torch.device("cpu"), pin=pin_like_context(target))
 
     def dense_mlp(where: Placement) -> nn.Module:
         mlp = nn.Module()
@@ -454,7 +457,7 @@ def moe_model(
     g = torch.Generator().manual_seed(seed)
     on_target = Placement(target)
     offloaded = _offloaded_layers(shape.layers, offload_fraction)
-    host = Placement(torch.device("cpu"), pin=_pin_for_offload(target))
+    host = Placement(torch.device("cpu"), pin=pin_like_context(target))
 
     model = _decoder(
         layers=shape.layers,

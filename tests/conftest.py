@@ -74,23 +74,16 @@ def _accelerators() -> list[pytest.param]:
     return [pytest.param(kind, id=kind) for kind in devices.accelerator_kinds()]
 
 
-def _device(kind: str) -> torch.device:
-    try:
-        return devices.resolve(kind)
-    except devices.DeviceUnavailable as error:
-        pytest.skip(str(error))
-
-
 @pytest.fixture(scope="session", params=_accelerators())
 def accelerator(request: pytest.FixtureRequest) -> torch.device:
     """Every accelerator present: CUDA when there is one, and the simulated device always."""
-    return _device(request.param)
+    return devices.resolve_or_skip(request.param)
 
 
 @pytest.fixture(scope="session", params=[pytest.param("cpu", id="cpu"), *_accelerators()])
 def target(request: pytest.FixtureRequest) -> torch.device:
     """The CPU, then every accelerator: targets of the post-loading pass."""
-    return _device(request.param)
+    return devices.resolve_or_skip(request.param)
 
 
 @pytest.fixture(params=[False, True], ids=["unpinned", "pinned"])

@@ -282,8 +282,6 @@ def architecture_cases(
 
 LAYER_KINDS = ("plain", "quantized", "offloaded", "qkv-cross", "attention", "foreign-method", "none-method")
 """Layer kinds: offloaded = quantized with its weight on CPU while the target is not."""
-HOOK_KINDS = ("quantized", "offloaded", "qkv-cross", "attention")
-"""Kinds whose hook the pass runs."""
 
 
 def layer_kinds(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import unittest
 from collections.abc import Iterator, Mapping
@@ -205,6 +206,15 @@ class Adapter:
     def pin_memory_available(self, available: bool) -> contextlib.AbstractContextManager[None]:
         """Make ``device_loading_context`` see ``is_pin_memory_available() == available``."""
         raise self._missing_hook("pin_memory_available")
+
+
+def architectures_in_file(folder: Path) -> list[str] | None:
+    """``architectures`` exactly as ``folder/config.json`` has it (None when absent): what a
+    ``model_config`` hook must hand over unchanged when the engine's own config class would
+    fill in or drop names."""
+    with open(folder / "config.json", encoding="utf-8") as file:
+        architectures = json.load(file).get("architectures")
+    return list(architectures) if isinstance(architectures, list) else architectures
 
 
 def _patch_attribute(module: Any, name: str, value: Any) -> contextlib.AbstractContextManager[None]:

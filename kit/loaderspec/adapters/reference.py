@@ -11,9 +11,9 @@ import loaderspec_reference
 import torch
 from loaderspec_reference import config, interfaces, layers, quantization, utils, weights_mapper
 from loaderspec_reference.registry import ModelRegistry
-from torch import nn
 
 from loaderspec.adapter import Adapter, NotProvided, _patch_attribute
+from loaderspec.adapters.plain_quantization import plain_quantization_config_class
 
 _COLLABORATORS = {
     "Attention": layers.Attention,
@@ -25,14 +25,8 @@ _COLLABORATORS = {
 }
 
 
-class PlainQuantizationConfig(quantization.QuantizationConfig):
-    """A quantization scheme that quantizes nothing: the suites' quant config."""
-
-    def get_name(self) -> str:
-        return "loaderspec-plain"
-
-    def get_quant_method(self, layer: nn.Module, prefix: str) -> None:
-        return None
+PlainQuantizationConfig = plain_quantization_config_class(quantization.QuantizationConfig)
+"""The suites' quant config: quantizes nothing (the class vLLM's and SGLang's adapters use too)."""
 
 
 class ReferenceAdapter(Adapter):
@@ -73,7 +67,7 @@ class ReferenceAdapter(Adapter):
     def vllm_config(self, model_config: Any = None, *, quant_config: Any = None) -> config.VllmConfig:
         return config.VllmConfig(model_config=model_config, quant_config=quant_config)
 
-    def quant_config(self) -> PlainQuantizationConfig:
+    def quant_config(self) -> quantization.QuantizationConfig:
         return PlainQuantizationConfig()
 
     @contextlib.contextmanager

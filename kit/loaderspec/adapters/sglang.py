@@ -38,7 +38,6 @@ import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
-import json
 import os
 import sys
 import tempfile
@@ -59,6 +58,7 @@ from loaderspec.adapter import (
     AdapterError,
     NotProvided,
     _patch_attribute,
+    architectures_in_file,
     stay_offline,
 )
 from loaderspec.adapters.plain_quantization import plain_quantization_config_class
@@ -154,12 +154,6 @@ def _torchvision_loads() -> bool:
             del sys.modules[name]
         return False
     return True
-
-
-def _architectures_in_file(folder: Path) -> list[str] | None:
-    with open(folder / "config.json", encoding="utf-8") as file:
-        architectures = json.load(file).get("architectures")
-    return list(architectures) if isinstance(architectures, list) else architectures
 
 
 class SglangAdapter(Adapter):
@@ -286,7 +280,7 @@ class SglangAdapter(Adapter):
         config.model = str(folder)
         # ModelConfig keeps the architectures it read, but may normalise them; the suites
         # need them exactly as config.json has them.
-        architectures = _architectures_in_file(folder)
+        architectures = architectures_in_file(folder)
         if getattr(config.hf_config, "architectures", None) != architectures:
             config.hf_config.architectures = architectures
         if config.dtype != dtype:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import socket
 import sys
@@ -37,6 +36,7 @@ from loaderspec.adapter import (
     AdapterError,
     NotProvided,
     _patch_attribute,
+    architectures_in_file,
     stay_offline,
 )
 from loaderspec.adapters.plain_quantization import plain_quantization_config_class
@@ -90,13 +90,6 @@ _RUNNER_CONVERT = {
 _STAND_IN_ARCH = "TransformersForCausalLM"
 
 _MISSING = object()
-
-
-def _architectures_in_file(folder: Path) -> list[str] | None:
-    """``architectures`` exactly as the folder's config.json has it (None when absent)."""
-    with open(folder / "config.json", encoding="utf-8") as file:
-        architectures = json.load(file).get("architectures")
-    return list(architectures) if isinstance(architectures, list) else architectures
 
 
 def _shared_cache_root(vllm_version: str) -> str:
@@ -292,7 +285,7 @@ class VllmAdapter(Adapter):
         # ModelConfig may rewrite the architectures it read (vLLM 0.32 fills a config without
         # any from the model type, e.g. ['LlamaModel']), and a stand-in build put one in: the
         # suites need them exactly as config.json has them.
-        architectures = _architectures_in_file(folder)
+        architectures = architectures_in_file(folder)
         if getattr(config.hf_config, "architectures", None) != architectures:
             config.hf_config.architectures = architectures
         # The values vLLM refuses at construction (quantization methods the CPU platform does

@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
-import loaderspec
+from loaderspec import SPEC_VERSION, __version__
 from loaderspec.adapter import DEFAULT_IMPL, ENV_VAR, Adapter, AdapterError, builtin_names, load_adapter
 from loaderspec.conform import console
 from loaderspec.conform.report import (
@@ -86,8 +86,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or _Parser(
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
         prog="loaderspec conform",
         description=__doc__,
         epilog=_epilog(),
@@ -390,8 +390,8 @@ def header(adapter: Adapter, settings: Settings) -> dict[str, Any]:
         "target_version": adapter.version(),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),  # UTC day of the run (the matrix's header)
         "impl": settings.impl,
-        "spec_version": loaderspec.SPEC_VERSION,
-        "loaderspec": loaderspec.__version__,
+        "spec_version": SPEC_VERSION,
+        "loaderspec": __version__,
         "python": platform.python_version(),
         "torch": _version("torch"),
         "transformers": _version("transformers"),

@@ -33,3 +33,13 @@ def resolve(kind: str) -> torch.device:
         except SimulatedDeviceUnavailable as error:
             raise DeviceUnavailable(f"simulated device unavailable: {error}") from error
     raise ValueError(f"unknown device kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def resolve_or_skip(kind: str) -> torch.device:
+    """:func:`resolve`, or skip the calling pytest test with the reason (for fixtures)."""
+    import pytest
+
+    try:
+        return resolve(kind)
+    except DeviceUnavailable as error:
+        pytest.skip(str(error))
