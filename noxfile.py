@@ -1,8 +1,8 @@
 """What contributors run: ``nox -l`` lists the sessions, ``nox -s NAME`` runs one.
 
-Every session installs the pinned CPU torch first (a bare ``torch`` would pull a multi-GB CUDA
-build). The conformance sessions against real engines call the same scripts as CI (``.ci/``),
-each of which builds its own environment for that engine.
+Sessions that install loaderspec install the pinned CPU torch first (a bare ``torch`` would pull a
+multi-GB CUDA build). The engine conformance sessions and ``wheel`` call the same scripts as CI
+(``.ci/``), each of which builds its own environment, so nox gives them none.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def matrix(session: nox.Session) -> None:
     session.run("loaderspec", "matrix", "--readme", "README.md")
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def wheel(session: nox.Session) -> None:
     """Build the wheel and run ``loaderspec conform`` from it in an empty folder."""
     session.run("bash", ".ci/wheel-conform.sh", external=True)

@@ -279,7 +279,7 @@ def meta_check(
         "unchanged": lambda: process(model, config, cpu),
         "planted": lambda: planted(model, config, cpu),
     }
-    fullname = f"bench/test_post_loading.py::test_post_loading_path[{workload.name}]"
+    fullname = f"bench/regression.py::meta_check[{workload.name}]"
     result = MetaCheckResult(workload.name, threshold_pct, fraction)
     low_guard, high_guard = threshold_pct / 2, (threshold_pct + fraction * 100) / 2
     for attempt in range(max_attempts):

@@ -28,7 +28,7 @@ def _unplanted(adapter: Adapter) -> Adapter:
 
 def test_compare_pipeline_on_synthetic_runs(tmp_path: Path) -> None:
     """Storage and compare, without timing: +10% medians fail ``median:5%``, equal ones pass."""
-    name = "bench/test_post_loading.py::test_post_loading_path[synthetic]"
+    name = "bench/regression.py::meta_check[synthetic]"
     base = Series("baseline", [0.010] * 9)
     for label, times in (("baseline", base.times), ("same", [0.010] * 9), ("slower", [0.011] * 9)):
         regression.save_run(tmp_path, label, regression.benchmark_document(name, Series(label, times)))

@@ -446,7 +446,7 @@ def moe_model(
 ) -> Workload:
     """The mixture-of-experts layout: per-expert MLP modules, every linear quantized.
 
-    ``MoEShape()`` (30 layers x 64 experts) has 9,997 modules; :func:`moe_shape_for` picks
+    ``MoEShape()`` (30 layers x 64 experts) has 9,937 modules; :func:`moe_shape_for` picks
     the layer count for another module count (1k: 3 layers, 100k: 300 layers).
     """
     shape = shape or MoEShape()

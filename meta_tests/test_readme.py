@@ -48,3 +48,12 @@ def test_the_adapter_guide_lists_every_name_each_chapter_needs():
         hooks = [n for n in names if n not in lookups]
         assert re.findall(r"`(\w+)`", row.split("|")[2]) == lookups, chapter
         assert re.findall(r"`(\w+)\(\)`", row.split("|")[3]) == hooks, chapter
+
+
+def test_the_readme_sample_output_is_the_committed_reference_run():
+    import json
+
+    summary = json.loads((REPO / "docs" / "reports" / "reference.json").read_text(encoding="utf-8"))["summary"]
+    tests, requirements = sum(summary["tests"].values()), summary["requirements"]["passed"]
+    for line in (f"tests: {tests} ({tests} passed)", f"requirements: {requirements} passed"):
+        assert line in README, f"README's sample output lacks {line!r} (docs/reports/reference.json)"

@@ -54,7 +54,11 @@ HOOKS = (
     "current_vllm_config",
     "pin_memory_available",
 )
-"""What an adapter implements besides :meth:`Adapter.lookup` (``model_init_context`` is optional)."""
+"""What an adapter implements besides :meth:`Adapter.lookup`."""
+
+OPTIONAL_HOOKS = ("model_init_context", "current_check_compile")
+"""Hooks an adapter may leave out: ``model_init_context`` defaults to nothing; without
+``current_check_compile``, MI-5 is "not provided"."""
 
 ENV_VAR = "LOADERSPEC_IMPL"
 DEFAULT_IMPL = "reference"
@@ -206,6 +210,11 @@ class Adapter:
     def pin_memory_available(self, available: bool) -> contextlib.AbstractContextManager[None]:
         """Make ``device_loading_context`` see ``is_pin_memory_available() == available``."""
         raise self._missing_hook("pin_memory_available")
+
+    def current_check_compile(self) -> bool:
+        """Optional (MI-5): the ``check_compile`` flag of the config ``set_current_vllm_config``
+        made current. An engine whose context does not keep the flag leaves it out."""
+        raise self._missing_hook("current_check_compile")
 
 
 def architectures_in_file(folder: Path) -> list[str] | None:

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loaderspec.adapter import API_NAMES, COLLABORATOR_NAMES, HOOKS, Adapter, NotProvided
+from loaderspec.adapter import API_NAMES, COLLABORATOR_NAMES, HOOKS, OPTIONAL_HOOKS, Adapter, NotProvided
 from loaderspec.conform.requirements import CHAPTERS
 
 CHECK_ARCH = "LoaderspecAdapterCheckForCausalLM"
-OPTIONAL_HOOKS = ("model_init_context",)
 
 
 @dataclass
@@ -194,6 +193,12 @@ def _check_current(adapter: Adapter) -> None:
         raise _Problem(f"hook current_vllm_config() returned {current!r} outside any block; expected (None, None)")
 
 
+def _check_flag(adapter: Adapter) -> None:
+    flag = adapter.current_check_compile()
+    if not isinstance(flag, bool):
+        raise _Problem(f"hook current_check_compile() returned {type(flag).__name__}; expected bool")
+
+
 def _run_hook(report: AdapterReport, hook: str, check: Any, *args: Any) -> Any:
     try:
         return check(*args)
@@ -226,6 +231,10 @@ def _check_hooks(adapter: Adapter, report: AdapterReport, folder: Path) -> None:
             _run_hook(report, "pin_memory_available", _enter, adapter.pin_memory_available, available)
     if vllm_config is not None:
         _run_hook(report, "model_init_context", _context_of, adapter.model_init_context, vllm_config)
+    if _implemented(adapter, "current_check_compile"):
+        _run_hook(report, "current_check_compile", _check_flag, adapter)
+    else:
+        report.not_provided.append("current_check_compile() (optional; MI-5 needs it)")
 
 
 def _enter(hook: Any, argument: Any) -> None:
