@@ -145,7 +145,7 @@ def round_trip_case(nbytes: int, target: torch.device) -> Case:
 
         return Prepared(
             run=run,
-            floor=floors.copy_floor([module.weight.data], target),
+            floor=floors.copy_floor([module.get_parameter("weight").data], target),
             nbytes=nbytes,
             info={"param_bytes": nbytes},
             keep=module,

@@ -167,6 +167,7 @@ class Figures:
             floor = self.floors.get(group)
             paired = self.paired.get(group)
             if figure is None:
+                assert paired is not None  # the group came from self.paired
                 out.append({"group": group, "paired_ratio": paired.median, "paired_spread": paired.spread})
                 continue
             out.append(

@@ -37,7 +37,7 @@ class _NeverInstance:
     """Stands for a class the adapter does not provide: nothing is an instance of it."""
 
 
-def _collaborator(adapter: Adapter, name: str) -> type:
+def _collaborator(adapter: Adapter, name: str) -> type[Any]:
     try:
         return adapter.lookup(name)
     except NotProvided:

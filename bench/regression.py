@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,7 +89,7 @@ class PlantedAdapter(Adapter):
             return self._planted
         return self.inner.lookup(name)
 
-    def model_config(self, folder: Path, **kwargs: Any) -> Any:  # type: ignore[override]
+    def model_config(self, folder: Path, **kwargs: Any) -> Any:
         return self.inner.model_config(folder, **kwargs)
 
     def vllm_config(self, model_config: Any = None, *, quant_config: Any = None) -> Any:
@@ -98,8 +98,10 @@ class PlantedAdapter(Adapter):
     def quant_config(self) -> Any:
         return self.inner.quant_config()
 
-    def registered_model(self, arch: str, model_cls: type) -> AbstractContextManager[None]:
-        return self.inner.registered_model(arch, model_cls)
+    @contextmanager
+    def registered_model(self, arch: str, model_cls: type) -> Iterator[None]:
+        with self.inner.registered_model(arch, model_cls):
+            yield
 
     def supported_archs(self) -> list[str]:
         return self.inner.supported_archs()

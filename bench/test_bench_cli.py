@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def test_bench_cli_reports_an_unavailable_implementation(capsys: pytest.CaptureF
 
 
 @pytest.fixture
-def raising_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def raising_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     (tmp_path / "loaderspec_raising_adapter.py").write_text("raise RuntimeError('planted import failure')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "loaderspec_raising_adapter"
@@ -127,7 +128,7 @@ def test_compare_refuses_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.fixture
-def skipping_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def skipping_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An adapter whose process_weights_after_loading skips every other quantize hook."""
     (tmp_path / "loaderspec_skipping_adapter.py").write_text(
         "from loaderspec.adapters.reference import ReferenceAdapter\n"

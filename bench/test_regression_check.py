@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_planted_slowdown_is_proportional() -> None:
 
 
 def test_planted_slowdown_is_reported_and_unchanged_is_not(
-    impl: Adapter, tmp_path: Path, record_property: pytest.RecordProperty
+    impl: Adapter, tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     """A 5% slower post-loading path fails pytest-benchmark's ``median:3%``; the same code does not."""
     result = regression.meta_check(_unplanted(impl), tmp_path)

@@ -119,7 +119,7 @@ def quant_methods(adapter: Adapter) -> QuantMethods:
 
 @functools.cache
 def _attention_class_for(base: type) -> type:
-    class BenchAttention(base):  # type: ignore[misc, valid-type]
+    class BenchAttention(base):
         """An attention layer with a no-op backend hook (spec PW-4 calls it with the model dtype).
 
         ``Attention.__init__`` is not run: vLLM's needs a current ``VllmConfig`` and a

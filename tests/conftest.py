@@ -20,13 +20,11 @@ from loaderspec.support import devices, model_folders
 stay_offline()
 
 # Function-scoped fixtures here (impl, accelerator, pin_memory) hold no per-example state.
-_COMMON = {
-    "suppress_health_check": [
-        HealthCheck.too_slow,
-        HealthCheck.differing_executors,
-        HealthCheck.function_scoped_fixture,
-    ]
-}
+_SUPPRESSED = [
+    HealthCheck.too_slow,
+    HealthCheck.differing_executors,
+    HealthCheck.function_scoped_fixture,
+]
 # The ci profile (CI and `loaderspec conform`) skips the explain phase: it only annotates a
 # shrunk failure ("or any other generated value") and cost ~10 s per failing device property,
 # half of a conformance run against vLLM 0.32; dev and thorough keep it.
@@ -38,9 +36,9 @@ settings.register_profile(
     max_examples=100,
     database=None,
     phases=[phase for phase in Phase if phase != Phase.explain],
-    **_COMMON,
+    suppress_health_check=_SUPPRESSED,
 )
-settings.register_profile("dev", deadline=None, print_blob=True, max_examples=100, **_COMMON)
+settings.register_profile("dev", deadline=None, print_blob=True, max_examples=100, suppress_health_check=_SUPPRESSED)
 settings.register_profile(
     "thorough",
     deadline=None,
@@ -48,7 +46,7 @@ settings.register_profile(
     max_examples=1000,
     phases=list(Phase),
     verbosity=Verbosity.normal,
-    **_COMMON,
+    suppress_health_check=_SUPPRESSED,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
@@ -70,7 +68,7 @@ def impl(request: pytest.FixtureRequest) -> Adapter:
     return load_adapter(request.config.getoption("--impl"))
 
 
-def _accelerators() -> list[pytest.param]:
+def _accelerators() -> list[pytest.ParameterSet]:
     return [pytest.param(kind, id=kind) for kind in devices.accelerator_kinds()]
 
 

@@ -78,7 +78,8 @@ def packed_mappings(draw: st.DrawFn, max_entries: int = 5) -> dict[str, list[str
 def module_names_for(draw: st.DrawFn, mapping: dict[str, list[str]]) -> str:
     """A module name that names an entry at a dot, merely ends with one, or neither."""
     prefix = draw(st.sampled_from(["", "model.layers.0.self_attn", "model.layers.1.mlp", "x"]))
-    if mapping and draw(st.booleans()):
+    # bool(): in `mapping and draw(...)` mypy would type draw() with the mapping's type as context.
+    if bool(mapping) and draw(st.booleans()):
         key = draw(st.sampled_from(sorted(mapping)))
         joiner = draw(st.sampled_from([".", "", "_", "q"]))
         return f"{prefix}{joiner}{key}" if prefix or joiner else key
@@ -124,7 +125,12 @@ def malformed_packed_mappings(draw: st.DrawFn, kinds: tuple[str, ...] = WRONG_TY
         value = draw(st.sampled_from(NOT_A_MAPPING))
         return Malformed(value, value, TypeError)
     good = draw(packed_mappings(max_entries=3))
-    key, entry, offending, error = "qkv_proj", ["q_proj", "k_proj"], None, TypeError
+    # Deliberately ill-typed: each defect puts a value of the wrong type somewhere.
+    subs = ["q_proj", "k_proj"]
+    key: object = "qkv_proj"
+    entry: object = subs
+    offending: object = None
+    error: type[Exception] = TypeError
     if kind == "str-value":
         entry = offending = "qkv"
     elif kind == "bad-key":
@@ -133,14 +139,14 @@ def malformed_packed_mappings(draw: st.DrawFn, kinds: tuple[str, ...] = WRONG_TY
         entry = offending = draw(st.sampled_from(BAD_VALUES))
     elif kind == "bad-sub-name":
         offending = draw(st.sampled_from(BAD_SUB_NAMES))
-        entry = [*entry[: draw(st.integers(0, 2))], offending]
+        entry = [*subs[: draw(st.integers(0, 2))], offending]
     elif kind == "empty-key":
         key, offending, error = "", "", ValueError
     else:
         entry, offending, error = ["q_proj", ""], "", ValueError
-    items = [(k, v) for k, v in good.items() if k != key]
+    items: list[tuple[object, object]] = [(k, v) for k, v in good.items() if k != key]
     position = draw(st.integers(0, len(items)))
-    items.insert(position, (key, entry))  # type: ignore[arg-type]
+    items.insert(position, (key, entry))
     # Entries after the defect may be defective too only through this one: the rest are valid.
     return Malformed(dict(items), offending, error)
 
@@ -401,7 +407,8 @@ def module_specs(draw: st.DrawFn, max_params: int = 6, allow_on_target: bool = T
     for path, name in slots:
         tied_to = None
         if params and draw(st.integers(0, 4)) == 4:
-            tied_to = draw(st.sampled_from([p.full_name for p in params if p.tied_to is None] or [None]))
+            roots: list[str | None] = [p.full_name for p in params if p.tied_to is None]
+            tied_to = draw(st.sampled_from(roots or [None]))
         params.append(
             ParamSpec(
                 path=path,

@@ -59,6 +59,7 @@ def _run_block(set_default_torch_dtype, dtype: torch.dtype, how: str) -> torch.d
         pytest.fail(f"DT-8: the body {body} but the block raised {error!r}")
     else:
         assert how == "return", f"DT-8: the body left by {how} but the exception was swallowed"
+    assert inside is not None  # set first thing in the body, and every path to here ran the body
     return inside
 
 

@@ -7,6 +7,7 @@ import inspect
 import logging
 import re
 import warnings
+from typing import Any, cast
 
 import pytest
 import torch
@@ -61,7 +62,8 @@ def _recording_class(impl, params: list[inspect.Parameter], name: str = "ToyMode
         self.positional = args
         self.current = impl.current_vllm_config()
 
-    __init__.__signature__ = signature
+    # mypy has no notion of attributes set on a function (python/mypy#2087).
+    cast(Any, __init__).__signature__ = signature
     return type(name, (torch.nn.Module,), {"__init__": __init__, "__module__": __name__})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Literal
 
 import pytest
 import torch
@@ -187,7 +188,7 @@ class no_error:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> Literal[False]:
         return False
 
 
@@ -218,9 +219,9 @@ def check_failed_move_is_undone(
         names = ["weight"]
     doomed = names[failing % len(names)]
     owner, leaf = _owner(module, doomed)
-    owner._parameters[leaf] = torch.nn.Parameter(
-        owner._parameters[leaf].data.as_subclass(FailsToMove), requires_grad=False
-    )
+    original = owner._parameters[leaf]
+    assert original is not None  # named_parameters() yields only parameters that are set
+    owner._parameters[leaf] = torch.nn.Parameter(original.data.as_subclass(FailsToMove), requires_grad=False)
     before = {name: Snapshot.of(p) for name, p in module.named_parameters()}
     with expect_raises(PlantedError, "DL-7", f"moving {doomed} failed"):
         with device_loading_context(module, target):
