@@ -29,7 +29,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy: strict on the reference implementation, regular on the kit (pyproject.toml)."""
+    """mypy: strict on the reference implementation, regular on the kit, the suites and bench (pyproject.toml)."""
     _install(session, "dev")
     session.run("mypy")
 
