@@ -59,7 +59,9 @@ class ConfigCache:
     """One ``model_config`` per adapter, from one local folder (``adapter.model_config``)."""
 
     def __init__(self) -> None:
-        self._folder = Path(tempfile.mkdtemp(prefix="loaderspec-bench-"))
+        # Removed when the cache is collected or the process exits (TemporaryDirectory's finalizer).
+        self._tmp = tempfile.TemporaryDirectory(prefix="loaderspec-bench-")
+        self._folder = Path(self._tmp.name)
         self._configs: dict[int, Any] = {}
 
     def get(self, adapter: Adapter) -> Any:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from loaderspec.adapter import DEFAULT_IMPL, ENV_VAR
+from loaderspec.adapter import DEFAULT_IMPL, ENV_VAR, import_from_the_current_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return compare_main(argv[1:], sys.stdout, sys.stderr)
     args = build_parser().parse_args(argv)
+    import_from_the_current_folder()
     return _run(args)
 
 
@@ -108,6 +109,11 @@ def _problem(args: argparse.Namespace) -> str | None:
     from loaderspec_bench.cases import default_cases
     from loaderspec_bench.targets import parse_targets
 
+    for option, value in (("--impl", args.impl), ("--vs", args.vs)):
+        if value is not None and not value.strip():
+            return f"{option} is empty; give an adapter name or module (or leave {option} out)"
+    if args.dense_scale is not None and args.dense_scale < 1:
+        return f"--dense-scale must be a positive divisor of 128, got {args.dense_scale}"
     if args.rounds is not None and args.rounds < 1:
         return f"--rounds must be at least 1, got {args.rounds}"
     if args.threads is not None and args.threads < 1:
@@ -148,7 +154,18 @@ def _writable(path: Path) -> bool:
         existing = existing.parent
     if path.is_dir() or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         return False
-    return not path.exists() or os.access(path, os.W_OK)
+    if existing != folder:  # the folder is made at the end; permissions are all there is to go by
+        return True
+    existed = path.exists()
+    try:  # opened now: permissions alone cannot tell for a root user, or under /proc
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError:
+        return False
+    finally:
+        if not existed and path.exists():
+            path.unlink()
+    return True
 
 
 def _run(args: argparse.Namespace) -> int:

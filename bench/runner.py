@@ -270,13 +270,16 @@ def _measure(session: Session, options: Options, out: TextIO) -> tuple[list[Row]
     return rows, host_memory, traversal
 
 
-def _failed(rows: list[Row], host_memory: dict[str, Any]) -> bool:
-    """A case that could not build or run, or an incorrect contender ("not provided" is no failure)."""
-    return any(not why.startswith("not provided") for row in rows for why in row.problems.values()) or any(
-        not r.get("problem", "not provided").startswith("not provided")
-        for per_target in host_memory.values()
-        for r in per_target.values()
-    )
+def _failures(rows: list[Row], host_memory: dict[str, Any]) -> list[str]:
+    """Cases that could not build or run, and incorrect contenders ("not provided" is no failure)."""
+    found = [f"{row.case.name} ({who}): {why}" for row in rows for who, why in row.problems.items()]
+    found += [
+        f"host memory on {target} ({who}): {r['problem']}"
+        for target, per_target in host_memory.items()
+        for who, r in per_target.items()
+        if "problem" in r
+    ]
+    return [line for line in found if not line.split(": ", 1)[1].startswith("not provided")]
 
 
 def _document(session: Session, options: Options, rows: list[Row], extra: dict[str, Any]) -> dict[str, Any]:
@@ -336,4 +339,9 @@ def run(options: Options, out: TextIO | None = None) -> int:
         print(f"wrote {options.json_path}", file=out)
     if options.save is not None:
         print(f"saved as {options.save!r}: {saved.save(document, options.save, options.save_dir)}", file=out)
-    return 1 if _failed(rows, host_memory) else 0
+    failures = _failures(rows, host_memory)
+    if failures:
+        print(f"exit status 1: {len(failures)} figure(s) not measured:", file=out)
+        for line in failures:
+            print(f"  {line}", file=out)
+    return 1 if failures else 0

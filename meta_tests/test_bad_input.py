@@ -23,6 +23,15 @@ def _files(tmp: Path) -> None:
     (tmp / "unknown.toml").write_text(ENTRY.format('id = "ZZ-1"'))
     (tmp / "lower.toml").write_text(ENTRY.format('id = "dl-10"'))
     (tmp / "dup.toml").write_text(ENTRY.format('id = "DL-10"') + ENTRY.format('id = "DL-10"'))
+    # the same requirement, test and match: duplicates whatever their reasons say
+    (tmp / "dup-reason.toml").write_text(
+        ENTRY.format('id = "DL-10"') + ENTRY.format('id = "DL-10"\nreason = "s"').replace('reason = "r"\n', "", 1)
+    )
+    for hook, body in (("version", "undefined_name"), ("expected_failures", "'/no/such/xfails.toml'")):
+        (tmp / f"broken_{hook}_adapter.py").write_text(
+            "from loaderspec.adapters.reference import ReferenceAdapter\n\n\n"
+            f"class Broken(ReferenceAdapter):\n    def {hook}(self):\n        return {body}\n\n\nADAPTER = Broken()\n"
+        )
     (tmp / "curated.toml").write_text(ENTRY.format('id = "DL-10"'))
     (tmp / "a-file").write_text("")
 
@@ -48,7 +57,13 @@ CASES = [
     (["--json", "{tmp}/no-such-folder/r.json"], 2, "the folder {tmp}/no-such-folder does not exist"),
     (["--markdown", "{tmp}/no-such-folder/t.md"], 2, "the folder {tmp}/no-such-folder does not exist"),
     (["--write-xfails", "{tmp}/no-such-folder/x.toml"], 2, "does not exist"),
-    (["--json", "{tmp}/a-file/r.json"], 2, "the folder {tmp}/a-file does not exist"),
+    (["--json", "{tmp}/a-file/r.json"], 2, "{tmp}/a-file is not a folder"),
+    (["--json", "/proc/loaderspec-report.json"], 2, "cannot be written"),  # writable by permissions, for root
+    (["--xfails", "{tmp}/dup-reason.toml"], 2, "entry 2 (DL-10) repeats entry 1"),
+    (["--impl", "broken_version_adapter"], 2, "hook version() raised NameError"),
+    (["--impl", "broken_expected_failures_adapter"], 2, "hook expected_failures() returned '/no/such/xfails.toml'"),
+    (["-k", "test_ and"], 2, "is not a pytest -k expression"),
+    (["--force"], 2, "--force only lets --write-xfails overwrite a file"),
     (["--json", "{tmp}"], 2, "is a folder; give a file path"),
     (["--write-xfails", "{tmp}/curated.toml"], 2, "exists; it may be curated: add --force"),
     (["--profile", "fast"], 2, "invalid choice: 'fast'"),
@@ -75,5 +90,10 @@ def test_bad_input_is_refused_before_any_test_runs(tmp_path, monkeypatch, capsys
     if "--check-adapter" not in argv and "-k" not in argv:
         assert len(refusal) == 1, err
         assert time.monotonic() - started < 60
-    for module in ("raising_adapter", "syntax_error_adapter"):
+    for module in (
+        "raising_adapter",
+        "syntax_error_adapter",
+        "broken_version_adapter",
+        "broken_expected_failures_adapter",
+    ):
         sys.modules.pop(module, None)

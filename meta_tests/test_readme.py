@@ -57,3 +57,22 @@ def test_the_readme_sample_output_is_the_committed_reference_run():
     tests, requirements = sum(summary["tests"].values()), summary["requirements"]["passed"]
     for line in (f"tests: {tests} ({tests} passed)", f"requirements: {requirements} passed"):
         assert line in README, f"README's sample output lacks {line!r} (docs/reports/reference.json)"
+
+
+def test_the_readme_adapter_is_found_from_its_own_folder(tmp_path):
+    """As the README says: run from the adapter's folder, no PYTHONPATH needed."""
+    import os
+    import subprocess
+
+    (tmp_path / "my_engine_adapter.py").write_text(_adapter_snippet(), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LOADERSPEC_IMPL")}
+    loaderspec = Path(sys.executable).parent / "loaderspec"
+    run = subprocess.run(
+        [str(loaderspec), "conform", "--impl", "my_engine_adapter", "--check-adapter"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (run.returncode, run.stdout.strip()) == (0, "adapter my-engine: ok"), run.stdout + run.stderr

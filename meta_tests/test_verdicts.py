@@ -49,7 +49,8 @@ def test_a_requirement_whose_tests_ran_only_partly_is_not_passed():
     assert verdicts["QC-2"] == "not provided"
     assert judgement.verdicts[3].reason == "SupportsQuant"
     assert verdict.line == "PASS for 0 of 4 requirements; 1 not provided; 3 not selected"
-    assert run_verdict(results, judgement, require_all=True).exit_status == 1
+    strict = run_verdict(results, judgement, require_all=True)
+    assert (strict.exit_status, strict.line) == (1, "FAIL: 1 not provided (--require-all): QC-2"), strict
 
 
 def test_should_failures_are_warnings():

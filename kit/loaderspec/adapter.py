@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import json
 import os
+import sys
 import unittest
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -258,6 +259,13 @@ BUILTIN_ADAPTERS = {
     "vllm": "loaderspec.adapters.vllm",
     "sglang": "loaderspec.adapters.sglang",
 }
+
+
+def import_from_the_current_folder() -> None:
+    """Make an adapter module in the current folder importable, as ``python -m`` does (the
+    ``loaderspec`` console script does not put the current folder on ``sys.path``)."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
 
 
 def builtin_names() -> str:

@@ -205,10 +205,16 @@ def _run_hook(report: AdapterReport, hook: str, check: Any, *args: Any) -> Any:
     except NotProvided as missing:
         report.not_provided.append(f"{hook}() ({missing})")
     except _Problem as problem:
-        report.problems.append(str(problem))
+        _add(report.problems, str(problem))
     except Exception as error:
-        report.problems.append(_raised(f"hook {hook}()", error))
+        _add(report.problems, _raised(f"hook {hook}()", error))
     return None
+
+
+def _add(problems: list[str], line: str) -> None:
+    """A hook called twice (``pin_memory_available(True)``, ``(False)``) is reported once."""
+    if line not in problems:
+        problems.append(line)
 
 
 def _check_hooks(adapter: Adapter, report: AdapterReport, folder: Path) -> None:

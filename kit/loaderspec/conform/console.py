@@ -35,7 +35,7 @@ def print_adapter_problems(adapter: Adapter, problems: list[str]) -> None:
     print(f"\nThe adapter {adapter.name} is broken; no test was run (fix it, then rerun):")
     for problem in problems:
         print(f"  {problem}")
-    print("verdict: ADAPTER ERROR before any test (exit status 2)")
+    print("verdict: broken adapter, no test run (exit status 2)")
 
 
 def _failure_summary(result: TestResult) -> str:

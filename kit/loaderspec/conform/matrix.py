@@ -246,7 +246,9 @@ def splice(text: str, block: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="loaderspec matrix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="loaderspec matrix",
+        description=__doc__.replace("``", ""),  # the docstring's literals, as plain text
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--reports", type=Path, default=Path("docs/reports"), help="folder of JSON reports")
     parser.add_argument("--output", type=Path, default=Path("docs/conformance.md"), help="the page to write")
@@ -296,7 +298,7 @@ def matrix(argv: list[str] | None = None) -> int:
         return 1 if stale else 0
     for path in stale:
         print(f"wrote {path}")
-    print(f"loaderspec matrix: {len(reports)} targets ({labels})")
+    print(f"loaderspec matrix: {len(reports)} target{'s' if len(reports) != 1 else ''} ({labels})")
     return 0
 
 

@@ -85,7 +85,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     report = check_adapter(load_adapter(session.config.getoption("--impl", None)))
     _events.write(event="adapter_check", problems=report.problems, not_provided=report.not_provided)
     if report.problems:
-        pytest.exit("the adapter check failed", returncode=2)
+        pytest.exit("the adapter is broken; what is wrong follows below", returncode=2)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

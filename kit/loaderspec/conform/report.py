@@ -303,10 +303,13 @@ def run_verdict(results: list[TestResult], judgement: Judgement, *, require_all:
     verdicts = judgement.verdicts
     must = [v for v in verdicts if v.level == "MUST"]
     by = {word: [v for v in must if v.verdict == word] for word in VERDICT_ORDER}
-    failed = by["failed"] + by["unexpected pass"] + (by["not provided"] if require_all else [])
+    failed = by["failed"] + by["unexpected pass"]
+    missing = by["not provided"] if require_all else []
     orphans = [r for r in results if r.failing and not r.requirements]
-    if failed or orphans:
+    if failed or missing or orphans:
         what = f"{len(failed)} MUST requirement(s) failed: {_ids(failed)}" if failed else ""
+        if missing:
+            what = "; ".join(filter(None, [what, f"{len(missing)} not provided (--require-all): {_ids(missing)}"]))
         if orphans:
             what = "; ".join(filter(None, [what, f"{len(orphans)} suite error(s) outside any requirement"]))
         return RunVerdict("FAIL", 1, f"FAIL: {what}")

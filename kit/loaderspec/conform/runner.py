@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from loaderspec import SPEC_VERSION, __version__
-from loaderspec.adapter import DEFAULT_IMPL, ENV_VAR, Adapter, AdapterError, builtin_names, load_adapter
+from loaderspec.adapter import (
+    DEFAULT_IMPL,
+    ENV_VAR,
+    Adapter,
+    AdapterError,
+    builtin_names,
+    import_from_the_current_folder,
+    load_adapter,
+)
 from loaderspec.conform import console
 from loaderspec.conform.report import (
     EXIT_STATUSES,
@@ -133,7 +141,24 @@ def validate_options(args: argparse.Namespace) -> None:
         )
     if args.keyword is not None and not args.keyword.strip():
         raise BadInput("-k is empty; give a pytest -k expression such as test_device_state_is_restored")
+    if args.keyword is not None:
+        _check_keyword(args.keyword)
+    if args.force and args.write_xfails is None:
+        raise BadInput("--force only lets --write-xfails overwrite a file; give --write-xfails FILE, or drop --force")
     check_output_paths(args)
+
+
+def _check_keyword(keyword: str) -> None:
+    """A -k pytest cannot parse is bad input, not a crashed run."""
+    try:
+        from _pytest.mark.expression import Expression
+    except ImportError:  # a later pytest moved its parser: the child reports the problem instead
+        return
+    try:
+        Expression.compile(keyword)
+    except (SyntaxError, ValueError) as error:  # pytest 9 raises SyntaxError (ParseError before)
+        message = error.msg if isinstance(error, SyntaxError) else str(error)
+        raise BadInput(f"-k {keyword!r} is not a pytest -k expression: {message}") from error
 
 
 def check_output_paths(args: argparse.Namespace) -> None:
@@ -144,12 +169,27 @@ def check_output_paths(args: argparse.Namespace) -> None:
         folder = path.parent if str(path.parent) else Path(".")
         if path.is_dir():
             raise BadInput(f"{option} {path} is a folder; give a file path")
+        if folder.exists() and not folder.is_dir():
+            raise BadInput(f"{option} {path}: {folder} is not a folder")
         if not folder.is_dir():
             raise BadInput(f"{option} {path}: the folder {folder} does not exist")
-        if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise BadInput(f"{option} {path} is not writable")
+        _probe_writable(option, path)
     if args.write_xfails is not None and args.write_xfails.exists() and not args.force:
         raise BadInput(f"--write-xfails {args.write_xfails} exists; it may be curated: add --force to overwrite it")
+
+
+def _probe_writable(option: str, path: Path) -> None:
+    """Open ``path`` for appending now (what permissions alone cannot tell: a root user, /proc);
+    a file this probe created is removed again."""
+    existed = path.exists()
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise BadInput(f"{option} {path} cannot be written: {error.strerror or error}") from error
+    finally:
+        if not existed and path.exists():
+            path.unlink()
 
 
 def load_target(args: argparse.Namespace) -> Adapter:
@@ -160,11 +200,38 @@ def load_target(args: argparse.Namespace) -> Adapter:
 
 
 def load_expected_failures(args: argparse.Namespace, adapter: Adapter, known: dict) -> tuple[Path | None, list[Xfail]]:
+    path = args.xfails or _adapter_expected_failures(adapter)
     try:
-        path = args.xfails or adapter.expected_failures()
         return path, (load_xfails(path, known_ids=known) if path else [])
     except (AdapterError, XfailFileError) as error:
         raise BadInput(str(error)) from error
+
+
+def _adapter_expected_failures(adapter: Adapter) -> Path | None:
+    """The adapter's own expected-failure file: None, or a path (str or Path) to a file."""
+    try:
+        value = adapter.expected_failures()
+    except Exception as error:
+        raise BadInput(f"broken adapter {adapter.name}: hook expected_failures() raised {_error(error)}") from error
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike) or not Path(value).is_file():
+        raise BadInput(f"broken adapter {adapter.name}: hook expected_failures() returned {value!r}, not a file")
+    return Path(value)
+
+
+def _adapter_version(adapter: Adapter) -> str:
+    try:
+        version = adapter.version()
+    except Exception as error:
+        raise BadInput(f"broken adapter {adapter.name}: hook version() raised {_error(error)}") from error
+    if not isinstance(version, str):
+        raise BadInput(f"broken adapter {adapter.name}: hook version() returned {type(version).__name__}, not a str")
+    return version
+
+
+def _error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 # --- the child processes ------------------------------------------------------------
@@ -371,7 +438,7 @@ def write_outputs(settings: Settings, adapter: Adapter, report: dict, judgement:
         print(f"Markdown table: {args.markdown}")
     if args.write_xfails:
         entries = current_failures(results)
-        title = f"Expected failures of {adapter.name} {adapter.version()}, written by loaderspec conform"
+        title = f"Expected failures of {adapter.name} {_adapter_version(adapter)}, written by loaderspec conform"
         text = dump_xfails(entries, title + "\nFill in each evidence link; narrow or widen each match as needed.")
         args.write_xfails.write_text(text, encoding="utf-8")
         print(f"wrote {len(entries)} expected-failure entries to {args.write_xfails}")
@@ -387,7 +454,7 @@ def _version(distribution: str) -> str:
 def header(adapter: Adapter, settings: Settings) -> dict[str, Any]:
     return {
         "target": adapter.name,
-        "target_version": adapter.version(),
+        "target_version": _adapter_version(adapter),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),  # UTC day of the run (the matrix's header)
         "impl": settings.impl,
         "spec_version": SPEC_VERSION,
@@ -426,6 +493,7 @@ def prepare(args: argparse.Namespace) -> tuple[Settings, Adapter, dict[str, Requ
     """Validate everything the run depends on; BadInput for the first problem found."""
     validate_options(args)
     adapter = load_target(args)
+    _adapter_version(adapter)
     requirements = load_requirements()
     xfail_path, xfails = load_expected_failures(args, adapter, requirements)
     seed = None if args.profile == "ci" else (args.seed if args.seed is not None else random.randrange(2**32))
@@ -455,7 +523,12 @@ def execute(settings: Settings, adapter: Adapter, requirements: dict[str, Requir
         result.reproduction = reproduction(result, settings) if result.failing else ""
     console.print_results(run.results, judgement, settings, elapsed, run.notes)
     report = to_json(info | {"elapsed_s": round(elapsed, 2), "notes": run.notes}, run.results, judgement, verdict)
-    write_outputs(settings, adapter, report, judgement, run.results)
+    try:
+        write_outputs(settings, adapter, report, judgement, run.results)
+    except OSError as error:
+        console.print_verdict(verdict)
+        print(f"loaderspec conform: could not write {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return 2
     console.print_verdict(verdict)
     return verdict.exit_status
 
@@ -471,6 +544,7 @@ def check_only(args: argparse.Namespace) -> int:
 
 def conform(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import_from_the_current_folder()  # the test processes (python -m pytest, here) see it so too
     try:
         with signals_interrupt():
             if args.check_adapter:
@@ -481,6 +555,7 @@ def conform(argv: list[str] | None = None) -> int:
         print(f"loaderspec conform: {error}", file=sys.stderr)
         return 2
     except Interrupted as interrupted:
+        print(flush=True)  # the child's progress dots may have left the line open
         print(
             f"loaderspec conform: stopped by {interrupted}; the test processes were ended and their "
             "temporary files removed; no verdict",

@@ -19,7 +19,8 @@ The file is refused (:class:`XfailFileError`, exit status 2) when it is not UTF-
 not TOML, an entry lacks a key or has an unknown one, an ID is not a requirement of the
 spec (a withdrawn one is named with the requirements that replace it; IDs are compared
 case-insensitively, and must be written upper case), a
-``match`` is not a valid regular expression, or two entries are the same.
+``match`` is not a valid regular expression, or two entries name the same requirement, test
+and match.
 """
 
 from __future__ import annotations
@@ -96,8 +97,17 @@ def load_xfails(path: Path, known_ids: Collection[str] | None = None) -> list[Xf
     xfails: list[Xfail] = []
     for number, entry in enumerate(entries, start=1):
         xfail = _entry(path, number, entry, known_ids)
-        if xfail in xfails:
-            raise XfailFileError(f"{path}: entry {number} ({xfail.describe()}) repeats entry {xfails.index(xfail) + 1}")
+        # Same requirement, test and match: the same failures, whatever the reason or evidence says.
+        same = [
+            i
+            for i, seen in enumerate(xfails, start=1)
+            if (seen.id, seen.test, seen.match) == (xfail.id, xfail.test, xfail.match)
+        ]
+        if same:
+            raise XfailFileError(
+                f"{path}: entry {number} ({xfail.describe()}) repeats entry {same[0]}: the same requirement, test "
+                "and match excuse the same failures; merge them, or narrow one with test = or match ="
+            )
         xfails.append(xfail)
     return xfails
 
