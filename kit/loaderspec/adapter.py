@@ -227,6 +227,31 @@ def architectures_in_file(folder: Path) -> list[str] | None:
     return list(architectures) if isinstance(architectures, list) else architectures
 
 
+@contextlib.contextmanager
+def restored_entry(mapping: Any, key: str) -> Iterator[None]:
+    """Put ``mapping[key]`` back as it was (or absent) when the block ends, whatever the block
+    registered there: the restore half of a ``registered_model`` hook."""
+    missing = object()
+    previous = mapping.get(key, missing)
+    try:
+        yield
+    finally:
+        if previous is missing:
+            mapping.pop(key, None)
+        else:
+            mapping[key] = previous
+
+
+def shipped_expected_failures(target: str, version: str) -> Path | None:
+    """The shipped expected-failure file of ``target`` (``vllm``, ``sglang``) for the release of
+    ``version`` (``0.9.2.post2`` -> ``xfails/vllm-0.9.2.toml``), or None when there is none."""
+    from packaging.version import Version
+
+    release = ".".join(str(part) for part in Version(version).release[:3])
+    path = Path(__file__).parent / "adapters" / "xfails" / f"{target}-{release}.toml"
+    return path if path.exists() else None
+
+
 def _patch_attribute(module: Any, name: str, value: Any) -> contextlib.AbstractContextManager[None]:
     @contextlib.contextmanager
     def patched() -> Iterator[None]:

@@ -12,7 +12,7 @@ import torch
 from loaderspec_reference import config, interfaces, layers, quantization, utils, weights_mapper
 from loaderspec_reference.registry import ModelRegistry
 
-from loaderspec.adapter import Adapter, NotProvided, _patch_attribute
+from loaderspec.adapter import Adapter, NotProvided, _patch_attribute, restored_entry
 from loaderspec.adapters.plain_quantization import plain_quantization_config_class
 
 _COLLABORATORS = {
@@ -72,15 +72,9 @@ class ReferenceAdapter(Adapter):
 
     @contextlib.contextmanager
     def registered_model(self, arch: str, model_cls: type) -> Iterator[None]:
-        previous = ModelRegistry.models.get(arch)
-        ModelRegistry.models[arch] = model_cls
-        try:
+        with restored_entry(ModelRegistry.models, arch):
+            ModelRegistry.models[arch] = model_cls
             yield
-        finally:
-            if previous is None:
-                ModelRegistry.models.pop(arch, None)
-            else:
-                ModelRegistry.models[arch] = previous
 
     def supported_archs(self) -> list[str]:
         return list(ModelRegistry.get_supported_archs())

@@ -59,6 +59,8 @@ from loaderspec.adapter import (
     NotProvided,
     _patch_attribute,
     architectures_in_file,
+    restored_entry,
+    shipped_expected_failures,
     stay_offline,
 )
 from loaderspec.adapters.plain_quantization import plain_quantization_config_class
@@ -192,11 +194,7 @@ class SglangAdapter(Adapter):
 
     def expected_failures(self) -> Path | None:
         """``xfails/sglang-X.Y.Z.toml`` beside this adapter, for the installed release, if there is one."""
-        from packaging.version import Version
-
-        release = ".".join(str(part) for part in Version(self.distribution_version()).release[:3])
-        path = Path(__file__).parent / "xfails" / f"sglang-{release}.toml"
-        return path if path.exists() else None
+        return shipped_expected_failures("sglang", self.distribution_version())
 
     def _import(self, module: str) -> types.ModuleType:
         if not self._imported:
@@ -300,15 +298,9 @@ class SglangAdapter(Adapter):
     def registered_model(self, arch: str, model_cls: type) -> Iterator[None]:
         registry = self._registry()
         registry.get_supported_archs()  # load the built-in models first, so ours is not overwritten
-        previous = registry.models.get(arch, _MISSING)
-        registry.models[arch] = model_cls
-        try:
+        with restored_entry(registry.models, arch):
+            registry.models[arch] = model_cls
             yield
-        finally:
-            if previous is _MISSING:
-                registry.models.pop(arch, None)
-            else:
-                registry.models[arch] = previous
 
     def supported_archs(self) -> list[str]:
         return list(self._registry().get_supported_archs())

@@ -37,6 +37,8 @@ from loaderspec.adapter import (
     NotProvided,
     _patch_attribute,
     architectures_in_file,
+    restored_entry,
+    shipped_expected_failures,
     stay_offline,
 )
 from loaderspec.adapters.plain_quantization import plain_quantization_config_class
@@ -150,9 +152,7 @@ class VllmAdapter(Adapter):
 
     def expected_failures(self) -> Path | None:
         """``xfails/vllm-X.Y.Z.toml`` beside this adapter, for the installed release, if there is one."""
-        release = ".".join(str(part) for part in self.release()[:3])
-        path = Path(__file__).parent / "xfails" / f"vllm-{release}.toml"
-        return path if path.exists() else None
+        return shipped_expected_failures("vllm", self.distribution()[1])
 
     def release(self) -> tuple[int, ...]:
         """The numeric release of the installed vLLM, e.g. (0, 9, 2) for 0.9.2.post2."""
@@ -363,16 +363,12 @@ class VllmAdapter(Adapter):
     @contextlib.contextmanager
     def registered_model(self, arch: str, model_cls: type) -> Iterator[None]:
         registry = self._import("vllm.model_executor.models").ModelRegistry
-        previous = registry.models.get(arch, _MISSING)
-        registry.register_model(arch, model_cls)
-        self._forget_resolved_architectures()
         try:
-            yield
+            with restored_entry(registry.models, arch):
+                registry.register_model(arch, model_cls)
+                self._forget_resolved_architectures()
+                yield
         finally:
-            if previous is _MISSING:
-                registry.models.pop(arch, None)
-            else:
-                registry.models[arch] = previous
             self._forget_resolved_architectures()
 
     def _forget_resolved_architectures(self) -> None:
