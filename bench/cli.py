@@ -25,6 +25,7 @@ import argparse
 from pathlib import Path
 
 from loaderspec.adapter import DEFAULT_IMPL, ENV_VAR, import_from_the_current_folder
+from loaderspec.support.paths import cannot_write
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,18 +155,8 @@ def _writable(path: Path) -> bool:
         existing = existing.parent
     if path.is_dir() or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         return False
-    if existing != folder:  # the folder is made at the end; permissions are all there is to go by
-        return True
-    existed = path.exists()
-    try:  # opened now: permissions alone cannot tell for a root user, or under /proc
-        with open(path, "a", encoding="utf-8"):
-            pass
-    except OSError:
-        return False
-    finally:
-        if not existed and path.exists():
-            path.unlink()
-    return True
+    # A folder made at the end has only its permissions to go by; an existing one is tried.
+    return existing != folder or cannot_write(path) is None
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -272,14 +272,14 @@ def _measure(session: Session, options: Options, out: TextIO) -> tuple[list[Row]
 
 def _failures(rows: list[Row], host_memory: dict[str, Any]) -> list[str]:
     """Cases that could not build or run, and incorrect contenders ("not provided" is no failure)."""
-    found = [f"{row.case.name} ({who}): {why}" for row in rows for who, why in row.problems.items()]
+    found = [(f"{row.case.name} ({who})", why) for row in rows for who, why in row.problems.items()]
     found += [
-        f"host memory on {target} ({who}): {r['problem']}"
+        (f"host memory on {target} ({who})", r["problem"])
         for target, per_target in host_memory.items()
         for who, r in per_target.items()
         if "problem" in r
     ]
-    return [line for line in found if not line.split(": ", 1)[1].startswith("not provided")]
+    return [f"{where}: {why}" for where, why in found if not why.startswith("not provided")]
 
 
 def _document(session: Session, options: Options, rows: list[Row], extra: dict[str, Any]) -> dict[str, Any]:

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import os
 import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loaderspec.adapter import API_NAMES, COLLABORATOR_NAMES, HOOKS, OPTIONAL_HOOKS, Adapter, NotProvided
+from loaderspec.adapter import (
+    API_NAMES,
+    COLLABORATOR_NAMES,
+    HOOKS,
+    OPTIONAL_HOOKS,
+    Adapter,
+    AdapterError,
+    NotProvided,
+)
 from loaderspec.conform.requirements import CHAPTERS
 
 CHECK_ARCH = "LoaderspecAdapterCheckForCausalLM"
@@ -87,16 +96,36 @@ def _check_identity(adapter: Adapter, report: AdapterReport) -> None:
         report.problems.append(f"name is {adapter.name!r}; set name to a non-empty string")
     if not isinstance(adapter.utils_logger_name, str):
         report.problems.append("utils_logger_name must be the name (str) of the logger utils warns to")
-    for hook in ("version", "expected_failures"):
+    for check in (checked_version, checked_expected_failures):
         try:
-            value = getattr(adapter, hook)()
-        except Exception as error:
-            report.problems.append(_raised(f"hook {hook}()", error))
-            continue
-        if hook == "version" and not isinstance(value, str):
-            report.problems.append(f"hook version() returned {type(value).__name__}; expected a str")
-        if hook == "expected_failures" and value is not None and not Path(value).is_file():
-            report.problems.append(f"hook expected_failures() returned {value}, which is not a file")
+            check(adapter)
+        except Breach as breach:
+            report.problems.append(str(breach))
+
+
+def checked_version(adapter: Adapter) -> str:
+    """``adapter.version()``, or :class:`Breach` when it raises or is not a str."""
+    try:
+        version = adapter.version()
+    except Exception as error:
+        raise Breach(_raised("hook version()", error)) from error
+    if not isinstance(version, str):
+        raise Breach(f"hook version() returned {type(version).__name__}; expected a str")
+    return version
+
+
+def checked_expected_failures(adapter: Adapter) -> Path | None:
+    """``adapter.expected_failures()`` as a Path (None: no file), or :class:`Breach`
+    when it raises or names no file."""
+    try:
+        value = adapter.expected_failures()
+    except Exception as error:
+        raise Breach(_raised("hook expected_failures()", error)) from error
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike) or not Path(value).is_file():
+        raise Breach(f"hook expected_failures() returned {value!r}, which is not a file")
+    return Path(value)
 
 
 def _check_lookup(adapter: Adapter, report: AdapterReport) -> None:
@@ -119,13 +148,13 @@ def _implemented(adapter: Adapter, hook: str) -> bool:
     return getattr(type(adapter), hook) is not getattr(Adapter, hook)
 
 
-class _Problem(Exception):
+class Breach(AdapterError):
     """One contract breach of a hook; its message names the hook."""
 
 
 def _context(value: Any, hook: str) -> contextlib.AbstractContextManager[Any]:
     if not (hasattr(value, "__enter__") and hasattr(value, "__exit__")):
-        raise _Problem(f"hook {hook} returned {type(value).__name__}; expected a context manager")
+        raise Breach(f"hook {hook} returned {type(value).__name__}; expected a context manager")
     return value
 
 
@@ -135,12 +164,12 @@ def _check_model_config(adapter: Adapter, folder: Path) -> Any:
     model_config = adapter.model_config(folder)
     hf_config = getattr(model_config, "hf_config", None)
     if not isinstance(hf_config, transformers.PretrainedConfig):
-        raise _Problem(
+        raise Breach(
             f"hook model_config() returned {type(model_config).__name__} whose hf_config is "
             f"{type(hf_config).__name__}; expected the transformers config read from the folder"
         )
     if hf_config.architectures != ["LlamaForCausalLM"]:
-        raise _Problem(
+        raise Breach(
             f"hook model_config(): hf_config.architectures is {hf_config.architectures}; "
             "expected exactly the folder's ['LlamaForCausalLM']"
         )
@@ -151,28 +180,28 @@ def _check_quant_config(adapter: Adapter) -> Any:
     quant_config = adapter.quant_config()
     mapping = getattr(quant_config, "packed_modules_mapping", None)
     if mapping is None or len(mapping) != 0:
-        raise _Problem(
+        raise Breach(
             f"hook quant_config() returned {type(quant_config).__name__} with packed_modules_mapping "
             f"{mapping!r}; expected an empty mapping"
         )
     if adapter.quant_config() is quant_config:
-        raise _Problem("hook quant_config() returned the same object twice; expected a fresh one per call")
+        raise Breach("hook quant_config() returned the same object twice; expected a fresh one per call")
     return quant_config
 
 
 def _check_vllm_config(adapter: Adapter, model_config: Any, quant_config: Any) -> Any:
     vllm_config = adapter.vllm_config(model_config, quant_config=quant_config)
     if model_config is not None and getattr(vllm_config, "model_config", None) is not model_config:
-        raise _Problem(f"hook vllm_config(): {type(vllm_config).__name__}.model_config is not the model_config given")
+        raise Breach(f"hook vllm_config(): {type(vllm_config).__name__}.model_config is not the model_config given")
     if quant_config is not None and getattr(vllm_config, "quant_config", None) is not quant_config:
-        raise _Problem(f"hook vllm_config(): {type(vllm_config).__name__}.quant_config is not the quant_config given")
+        raise Breach(f"hook vllm_config(): {type(vllm_config).__name__}.quant_config is not the quant_config given")
     return vllm_config
 
 
 def _check_registry(adapter: Adapter, check_registration: bool) -> None:
     archs = adapter.supported_archs()
     if not isinstance(archs, list | tuple) or not all(isinstance(a, str) for a in archs):
-        raise _Problem(f"hook supported_archs() returned {type(archs).__name__}; expected a list of str")
+        raise Breach(f"hook supported_archs() returned {type(archs).__name__}; expected a list of str")
     if not check_registration:
         return
     import torch
@@ -180,23 +209,23 @@ def _check_registry(adapter: Adapter, check_registration: bool) -> None:
     model_cls = type(CHECK_ARCH, (torch.nn.Module,), {})
     with _context(adapter.registered_model(CHECK_ARCH, model_cls), "registered_model()"):
         if CHECK_ARCH not in adapter.supported_archs():
-            raise _Problem("hook registered_model(): inside the block, supported_archs() lacks the registered name")
+            raise Breach("hook registered_model(): inside the block, supported_archs() lacks the registered name")
     if CHECK_ARCH in adapter.supported_archs():
-        raise _Problem("hook registered_model(): after the block the name is still registered; restore the registry")
+        raise Breach("hook registered_model(): after the block the name is still registered; restore the registry")
 
 
 def _check_current(adapter: Adapter) -> None:
     current = adapter.current_vllm_config()
     if not isinstance(current, tuple) or len(current) != 2:
-        raise _Problem(f"hook current_vllm_config() returned {type(current).__name__}; expected (config, prefix)")
+        raise Breach(f"hook current_vllm_config() returned {type(current).__name__}; expected (config, prefix)")
     if current != (None, None):
-        raise _Problem(f"hook current_vllm_config() returned {current!r} outside any block; expected (None, None)")
+        raise Breach(f"hook current_vllm_config() returned {current!r} outside any block; expected (None, None)")
 
 
 def _check_flag(adapter: Adapter) -> None:
     flag = adapter.current_check_compile()
     if not isinstance(flag, bool):
-        raise _Problem(f"hook current_check_compile() returned {type(flag).__name__}; expected bool")
+        raise Breach(f"hook current_check_compile() returned {type(flag).__name__}; expected bool")
 
 
 def _run_hook(report: AdapterReport, hook: str, check: Any, *args: Any) -> Any:
@@ -204,7 +233,7 @@ def _run_hook(report: AdapterReport, hook: str, check: Any, *args: Any) -> Any:
         return check(*args)
     except NotProvided as missing:
         report.not_provided.append(f"{hook}() ({missing})")
-    except _Problem as problem:
+    except Breach as problem:
         _add(report.problems, str(problem))
     except Exception as error:
         _add(report.problems, _raised(f"hook {hook}()", error))

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -40,6 +40,7 @@ from loaderspec.adapter import (
     load_adapter,
 )
 from loaderspec.conform import console
+from loaderspec.conform.adapter_check import Breach, check_adapter, checked_expected_failures, checked_version, describe
 from loaderspec.conform.report import (
     EXIT_STATUSES,
     REQ_IN_MESSAGE,
@@ -52,6 +53,7 @@ from loaderspec.conform.report import (
 )
 from loaderspec.conform.requirements import Requirement, load_requirements
 from loaderspec.conform.xfails import Xfail, XfailFileError, dump_xfails, load_xfails, match_pattern
+from loaderspec.support.paths import cannot_write
 
 PROFILES = ("ci", "dev", "thorough")
 DEFAULT_TIMEOUT = 300.0
@@ -173,23 +175,11 @@ def check_output_paths(args: argparse.Namespace) -> None:
             raise BadInput(f"{option} {path}: {folder} is not a folder")
         if not folder.is_dir():
             raise BadInput(f"{option} {path}: the folder {folder} does not exist")
-        _probe_writable(option, path)
+        problem = cannot_write(path)
+        if problem is not None:
+            raise BadInput(f"{option} {path} cannot be written: {problem}")
     if args.write_xfails is not None and args.write_xfails.exists() and not args.force:
         raise BadInput(f"--write-xfails {args.write_xfails} exists; it may be curated: add --force to overwrite it")
-
-
-def _probe_writable(option: str, path: Path) -> None:
-    """Open ``path`` for appending now (what permissions alone cannot tell: a root user, /proc);
-    a file this probe created is removed again."""
-    existed = path.exists()
-    try:
-        with open(path, "a", encoding="utf-8"):
-            pass
-    except OSError as error:
-        raise BadInput(f"{option} {path} cannot be written: {error.strerror or error}") from error
-    finally:
-        if not existed and path.exists():
-            path.unlink()
 
 
 def load_target(args: argparse.Namespace) -> Adapter:
@@ -200,38 +190,19 @@ def load_target(args: argparse.Namespace) -> Adapter:
 
 
 def load_expected_failures(args: argparse.Namespace, adapter: Adapter, known: dict) -> tuple[Path | None, list[Xfail]]:
-    path = args.xfails or _adapter_expected_failures(adapter)
+    path = args.xfails or _broken_adapter_is_bad_input(checked_expected_failures, adapter)
     try:
         return path, (load_xfails(path, known_ids=known) if path else [])
     except (AdapterError, XfailFileError) as error:
         raise BadInput(str(error)) from error
 
 
-def _adapter_expected_failures(adapter: Adapter) -> Path | None:
-    """The adapter's own expected-failure file: None, or a path (str or Path) to a file."""
+def _broken_adapter_is_bad_input(check: Callable[[Adapter], Any], adapter: Adapter) -> Any:
+    """``check(adapter)`` (one of the adapter check's own checks); a breach is bad input."""
     try:
-        value = adapter.expected_failures()
-    except Exception as error:
-        raise BadInput(f"broken adapter {adapter.name}: hook expected_failures() raised {_error(error)}") from error
-    if value is None:
-        return None
-    if not isinstance(value, str | os.PathLike) or not Path(value).is_file():
-        raise BadInput(f"broken adapter {adapter.name}: hook expected_failures() returned {value!r}, not a file")
-    return Path(value)
-
-
-def _adapter_version(adapter: Adapter) -> str:
-    try:
-        version = adapter.version()
-    except Exception as error:
-        raise BadInput(f"broken adapter {adapter.name}: hook version() raised {_error(error)}") from error
-    if not isinstance(version, str):
-        raise BadInput(f"broken adapter {adapter.name}: hook version() returned {type(version).__name__}, not a str")
-    return version
-
-
-def _error(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
+        return check(adapter)
+    except Breach as breach:
+        raise BadInput(f"broken adapter {adapter.name}: {breach}") from breach
 
 
 # --- the child processes ------------------------------------------------------------
@@ -245,6 +216,8 @@ class Settings:
     impl: str
     seed: int | None
     xfail_path: Path | None
+    version: str
+    """The adapter's ``version()``, read once."""
 
     @property
     def timeout(self) -> float:
@@ -438,7 +411,7 @@ def write_outputs(settings: Settings, adapter: Adapter, report: dict, judgement:
         print(f"Markdown table: {args.markdown}")
     if args.write_xfails:
         entries = current_failures(results)
-        title = f"Expected failures of {adapter.name} {_adapter_version(adapter)}, written by loaderspec conform"
+        title = f"Expected failures of {adapter.name} {settings.version}, written by loaderspec conform"
         text = dump_xfails(entries, title + "\nFill in each evidence link; narrow or widen each match as needed.")
         args.write_xfails.write_text(text, encoding="utf-8")
         print(f"wrote {len(entries)} expected-failure entries to {args.write_xfails}")
@@ -454,7 +427,7 @@ def _version(distribution: str) -> str:
 def header(adapter: Adapter, settings: Settings) -> dict[str, Any]:
     return {
         "target": adapter.name,
-        "target_version": _adapter_version(adapter),
+        "target_version": settings.version,
         "date": time.strftime("%Y-%m-%d", time.gmtime()),  # UTC day of the run (the matrix's header)
         "impl": settings.impl,
         "spec_version": SPEC_VERSION,
@@ -493,12 +466,12 @@ def prepare(args: argparse.Namespace) -> tuple[Settings, Adapter, dict[str, Requ
     """Validate everything the run depends on; BadInput for the first problem found."""
     validate_options(args)
     adapter = load_target(args)
-    _adapter_version(adapter)
+    version = _broken_adapter_is_bad_input(checked_version, adapter)
     requirements = load_requirements()
     xfail_path, xfails = load_expected_failures(args, adapter, requirements)
     seed = None if args.profile == "ci" else (args.seed if args.seed is not None else random.randrange(2**32))
     impl = args.impl or os.environ.get(ENV_VAR) or DEFAULT_IMPL
-    return Settings(args, impl, seed, xfail_path), adapter, requirements, xfails
+    return Settings(args, impl, seed, xfail_path, version), adapter, requirements, xfails
 
 
 def execute(settings: Settings, adapter: Adapter, requirements: dict[str, Requirement], xfails: list[Xfail]) -> int:
@@ -534,8 +507,6 @@ def execute(settings: Settings, adapter: Adapter, requirements: dict[str, Requir
 
 
 def check_only(args: argparse.Namespace) -> int:
-    from loaderspec.conform.adapter_check import check_adapter, describe
-
     adapter = load_target(args)
     report = check_adapter(adapter)
     print(describe(adapter, report), file=sys.stdout if report.ok else sys.stderr)
