@@ -19,10 +19,11 @@ import torch
 import transformers
 from hypothesis import assume, event, given
 from hypothesis import strategies as st
+from loaderspec.support.checks import requirement
 
 from . import strategies as lst
 from .strategies import BACKEND, CUSTOM, Case
-from .support.errors import expect_raises, expect_success
+from .support.errors import expect_raises, expect_success, tolerating_errors
 from .support.logs import utils_log
 from .support.modules import isolated_custom_code_folder
 
@@ -79,13 +80,16 @@ def _check_class(impl, model_cls, arch, task):
     base_name = TOYS[arch].__name__ if arch in TOYS else impl.transformers_backend_arch
     names = [c.__name__ for c in model_cls.__mro__]
     if task in ("embed", "reward"):
-        assert model_cls.__name__ != base_name and base_name in names, (
-            f"AR-4: task {task!r} should wrap {base_name} in a pooling subclass, got {model_cls} (mro {names})"
-        )
+        with requirement("AR-4"):
+            assert model_cls.__name__ != base_name and base_name in names, (
+                f"AR-4: task {task!r} should wrap {base_name} in a pooling subclass, got {model_cls} (mro {names})"
+            )
     else:
-        assert model_cls.__name__ == base_name, f"AR-4: task {task!r} should keep {base_name}, got {model_cls}"
+        with requirement("AR-4"):
+            assert model_cls.__name__ == base_name, f"AR-4: task {task!r} should keep {base_name}, got {model_cls}"
     if arch in TOYS:
-        assert issubclass(model_cls, TOYS[arch]), f"AR-3: {model_cls} is not the class registered as {arch}"
+        with requirement("AR-3"):
+            assert issubclass(model_cls, TOYS[arch]), f"AR-3: {model_cls} is not the class registered as {arch}"
 
 
 def _config_for(impl, tmp_path_factory, case: Case):
@@ -123,7 +127,8 @@ def test_decision_table(impl, toys_registered, tmp_path_factory, case):
         deciding = "TF-9" if case.model_impl == "transformers" else "AR-1"
     with expect_success(deciding, f"{case}, which resolves to {expected_arch},"):
         model_cls, arch = impl.get_model_architecture(model_config)
-    assert arch == expected_arch, f"{deciding}: {case} resolved to {arch}, expected {expected_arch}"
+    with requirement(deciding):
+        assert arch == expected_arch, f"{deciding}: {case} resolved to {arch}, expected {expected_arch}"
     _check_class(impl, model_cls, arch, case.task)
 
 
@@ -137,9 +142,11 @@ def test_the_shorthands_agree(impl, toys_registered, tmp_path_factory, case):
     with expect_success("AR-5", f"{case}: get_model_architecture"):
         model_cls, arch = impl.get_model_architecture(model_config)
     model_config.hf_config.architectures = list(written)  # AR-6 is checked on its own
-    assert impl.get_architecture_class_name(model_config) == arch, f"AR-5: get_architecture_class_name for {case}"
+    with requirement("AR-5"):
+        assert impl.get_architecture_class_name(model_config) == arch, f"AR-5: get_architecture_class_name for {case}"
     model_config.hf_config.architectures = list(written)
-    assert impl.get_model_cls(model_config).__name__ == model_cls.__name__, f"AR-5: get_model_cls for {case}"
+    with requirement("AR-5"):
+        assert impl.get_model_cls(model_config).__name__ == model_cls.__name__, f"AR-5: get_model_cls for {case}"
 
 
 @pytest.mark.req("AR-3")
@@ -167,24 +174,26 @@ def test_unknown_architecture_is_named(impl, tmp_path):
 def test_resolution_leaves_the_config_alone(impl, toys_registered, tmp_path_factory, case):
     model_config = _config_for(impl, tmp_path_factory, case)
     written = list(model_config.hf_config.architectures)
-    with contextlib.suppress(Exception):  # AR-6 holds whether the call returns or raises
+    with tolerating_errors():  # AR-6 holds whether the call returns or raises
         impl.get_model_architecture(model_config)
-    assert model_config.hf_config.architectures == written, (
-        f"AR-6: {case} rewrote hf_config.architectures: {written} -> {model_config.hf_config.architectures}"
-    )
+    with requirement("AR-6"):
+        assert model_config.hf_config.architectures == written, (
+            f"AR-6: {case} rewrote hf_config.architectures: {written} -> {model_config.hf_config.architectures}"
+        )
 
 
 def _missing_architectures(impl, tmp_path, architectures):
+    """A model config whose architectures are ``architectures``, and the folder it was made from."""
     folder = isolated_custom_code_folder(tmp_path)
     model_config = impl.model_config(folder, model_impl=impl.model_impl("native"), trust_remote_code=True)
     model_config.hf_config.architectures = architectures
-    return model_config
+    return model_config, folder
 
 
 @pytest.mark.req("AR-8")
 @pytest.mark.parametrize("architectures", [None, []], ids=["none", "empty"])
 def test_missing_architectures_are_rejected(impl, tmp_path, architectures):
-    model_config = _missing_architectures(impl, tmp_path, architectures)
+    model_config, _ = _missing_architectures(impl, tmp_path, architectures)
     with expect_raises(ValueError, "AR-8", f"architectures={architectures!r}", match="(?i)architectures"):
         impl.get_model_architecture(model_config)
 
@@ -192,12 +201,12 @@ def test_missing_architectures_are_rejected(impl, tmp_path, architectures):
 @pytest.mark.req("AR-9")
 @pytest.mark.parametrize("architectures", [None, []], ids=["none", "empty"])
 def test_the_rejection_names_the_model(impl, tmp_path, architectures):
-    model_config = _missing_architectures(impl, tmp_path, architectures)
+    # The folder the test made, not an attribute of the engine's config (forks rename it).
+    model_config, folder = _missing_architectures(impl, tmp_path, architectures)
     with expect_raises(ValueError, "AR-9", f"architectures={architectures!r}") as raised:
         impl.get_model_architecture(model_config)
-    assert str(model_config.model) in str(raised.value), (
-        f"AR-9: the error does not name the model {model_config.model}: {raised.value}"
-    )
+    with requirement("AR-9"):
+        assert str(folder) in str(raised.value), f"AR-9: the error does not name the model {folder}: {raised.value}"
 
 
 # --- resolve_transformers_arch: the fallback against a real custom-code folder ---
@@ -212,7 +221,8 @@ def _resolve(impl, model_config, given: list[str]) -> list[str]:
     """``resolve_transformers_arch`` on a copy of ``given``; its result must have one name per
     entry (TF-7) before anything else is judged, so every test calling this cites TF-7 too."""
     resolved = impl.resolve_transformers_arch(model_config, list(given))
-    assert len(resolved) == len(given), f"TF-7: resolving {given} returned {resolved}, not one name per entry"
+    with requirement("TF-7"):
+        assert len(resolved) == len(given), f"TF-7: resolving {given} returned {resolved}, not one name per entry"
     return resolved
 
 
@@ -224,8 +234,10 @@ def test_the_backend_name_is_kept_and_loads_nothing(impl, tmp_path, monkeypatch)
     log.write_text("")
     backend = impl.transformers_backend_arch
     resolved = _resolve(impl, model_config, [backend])
-    assert resolved == [backend], f"TF-1: {backend} resolved to {resolved}"
-    assert log.read_text().split() == [], f"TF-1: resolving {backend} alone loaded {log.read_text().split()}"
+    with requirement("TF-1"):
+        assert resolved == [backend], f"TF-1: {backend} resolved to {resolved}"
+    with requirement("TF-1"):
+        assert log.read_text().split() == [], f"TF-1: resolving {backend} alone loaded {log.read_text().split()}"
 
 
 @pytest.mark.req("TF-2")
@@ -253,10 +265,12 @@ def test_every_auto_map_class_is_loaded_in_key_order(impl, tmp_path, monkeypatch
     log.write_text("")
     impl.resolve_transformers_arch(model_config, [CUSTOM])
     imports = log.read_text().split()
-    assert "score" in imports, f"TF-2: the AutoModelForSequenceClassification entry was not loaded: {imports}"
-    assert "model" in imports and imports.index("model") < imports.index("score"), (
-        f"TF-2: auto_map entries were not loaded in key order (AutoModel before AutoModelFor...): {imports}"
-    )
+    with requirement("TF-2"):
+        assert "score" in imports, f"TF-2: the AutoModelForSequenceClassification entry was not loaded: {imports}"
+    with requirement("TF-2"):
+        assert "model" in imports and imports.index("model") < imports.index("score"), (
+            f"TF-2: auto_map entries were not loaded in key order (AutoModel before AutoModelFor...): {imports}"
+        )
 
 
 @pytest.mark.req("TF-3")
@@ -266,7 +280,8 @@ def test_missing_auto_model_is_an_error_naming_the_arch(impl, tmp_path, model_im
     before = list(model_config.hf_config.architectures)
     with expect_raises(ValueError, "TF-3", "no class and no AutoModel", match=rf"'{CUSTOM}'.*AutoModel"):
         impl.resolve_transformers_arch(model_config, model_config.hf_config.architectures)
-    assert model_config.hf_config.architectures == before, "TF-7: a failed resolution changed the config"
+    with requirement("TF-7"):
+        assert model_config.hf_config.architectures == before, "TF-7: a failed resolution changed the config"
 
 
 @pytest.mark.req("TF-8")
@@ -297,26 +312,27 @@ def _fallback(impl, tmp_path, model_impl, order):
 @pytest.mark.parametrize("order", ["custom-first", "backend-first"])
 @pytest.mark.parametrize("model_impl", ["transformers", "auto"])
 def test_a_compatible_class_becomes_the_backend(impl, tmp_path, model_impl, order):
-    requirement = "TF-9" if model_impl == "transformers" else "TF-12"
+    req_id = "TF-9" if model_impl == "transformers" else "TF-12"
     given_names, resolved, _ = _fallback(impl, tmp_path, model_impl, order)
     backend = impl.transformers_backend_arch
-    assert resolved == [backend, backend], (
-        f"{requirement}: model_impl {model_impl} resolved {given_names} to {resolved}"
-    )
+    with requirement(req_id):
+        assert resolved == [backend, backend], f"{req_id}: model_impl {model_impl} resolved {given_names} to {resolved}"
 
 
 @pytest.mark.req("TF-10", "TF-7")
 @pytest.mark.parametrize("order", ["custom-first", "backend-first"])
 def test_transformers_impl_falls_back_silently(impl, tmp_path, order):
     _, _, warned = _fallback(impl, tmp_path, "transformers", order)
-    assert not warned, f"TF-10: model_impl transformers warned: {[r.getMessage() for r in warned]}"
+    with requirement("TF-10"):
+        assert not warned, f"TF-10: model_impl transformers warned: {[r.getMessage() for r in warned]}"
 
 
 @pytest.mark.req("TF-13", "TF-7")
 @pytest.mark.parametrize("order", ["custom-first", "backend-first"])
 def test_auto_impl_falls_back_with_a_warning(impl, tmp_path, order):
     _, _, warned = _fallback(impl, tmp_path, "auto", order)
-    assert warned, f"TF-13: no warning names {CUSTOM} when auto falls back to Transformers"
+    with requirement("TF-13"):
+        assert warned, f"TF-13: no warning names {CUSTOM} when auto falls back to Transformers"
 
 
 @pytest.mark.req("TF-6", "TF-7")
@@ -325,7 +341,10 @@ def test_native_impl_keeps_the_names(impl, tmp_path, compatible):
     model_config = _custom_config(impl, tmp_path, model_impl="native", backend_compatible=compatible)
     given_names = [CUSTOM, impl.transformers_backend_arch]
     resolved = _resolve(impl, model_config, given_names)
-    assert resolved == given_names, f"TF-6: model_impl {impl.model_impl('native')} resolved {given_names} to {resolved}"
+    with requirement("TF-6"):
+        assert resolved == given_names, (
+            f"TF-6: model_impl {impl.model_impl('native')} resolved {given_names} to {resolved}"
+        )
 
 
 @pytest.mark.req("TF-7")
@@ -338,8 +357,10 @@ def test_one_name_per_entry(impl, tmp_path_factory, archs, model_impl):
     given_names = _names(impl, archs)
     snapshot = copy.copy(given_names)
     resolved = impl.resolve_transformers_arch(model_config, given_names)
-    assert len(resolved) == len(snapshot), f"TF-7: resolving {snapshot} returned {resolved}, not one name per entry"
-    assert given_names == snapshot, f"TF-7: resolve_transformers_arch rewrote its argument to {given_names}"
+    with requirement("TF-7"):
+        assert len(resolved) == len(snapshot), f"TF-7: resolving {snapshot} returned {resolved}, not one name per entry"
+    with requirement("TF-7"):
+        assert given_names == snapshot, f"TF-7: resolve_transformers_arch rewrote its argument to {given_names}"
 
 
 @pytest.mark.req("TF-7", "AR-6")
@@ -348,11 +369,13 @@ def test_the_list_given_is_not_modified(impl, tmp_path):
     given_list = [CUSTOM]
     snapshot = copy.copy(given_list)
     impl.resolve_transformers_arch(model_config, given_list)
-    assert given_list == snapshot, f"TF-7: resolve_transformers_arch rewrote its argument to {given_list}"
+    with requirement("TF-7"):
+        assert given_list == snapshot, f"TF-7: resolve_transformers_arch rewrote its argument to {given_list}"
     impl.get_model_architecture(model_config)
-    assert model_config.hf_config.architectures == [CUSTOM], (
-        f"AR-6: get_model_architecture rewrote hf_config.architectures to {model_config.hf_config.architectures}"
-    )
+    with requirement("AR-6"):
+        assert model_config.hf_config.architectures == [CUSTOM], (
+            f"AR-6: get_model_architecture rewrote hf_config.architectures to {model_config.hf_config.architectures}"
+        )
 
 
 # --- gaps found by the mutation run (tools/mutants/survivors.md) ---
@@ -385,7 +408,10 @@ def test_mixtral_keeps_its_class_for_the_methods_it_handles(impl, toys_registere
     expected = "MixtralForCausalLM" if handled else "QuantMixtralForCausalLM"
     with expect_success("AR-2", f"Mixtral with quantization={quantization}"):
         _, arch = impl.get_model_architecture(model_config)
-    assert arch == expected, f"AR-2: Mixtral with quantization={quantization} resolved to {arch}, expected {expected}"
+    with requirement("AR-2"):
+        assert arch == expected, (
+            f"AR-2: Mixtral with quantization={quantization} resolved to {arch}, expected {expected}"
+        )
 
 
 @pytest.mark.req("TF-1")
@@ -394,10 +420,13 @@ def test_mixtral_keeps_its_class_for_the_methods_it_handles(impl, toys_registere
 def test_backend_entries_load_nothing_and_stay(impl, tmp_path, monkeypatch, model_impl, compatible):
     model_config = _custom_config(impl, tmp_path, model_impl=model_impl, backend_compatible=compatible)
     loaded = _spy_on_dynamic_loading(monkeypatch)
-    with expect_success("TF-1", f"resolving [{BACKEND!r}] with model_impl {model_impl}"):
-        resolved = impl.resolve_transformers_arch(model_config, [BACKEND])
-    assert resolved == [BACKEND], f"TF-1: [{BACKEND!r}] resolved to {resolved}"
-    assert not loaded, f"TF-1: classes were loaded for a {BACKEND} entry: {loaded}"
+    backend = impl.transformers_backend_arch
+    with expect_success("TF-1", f"resolving [{backend!r}] with model_impl {model_impl}"):
+        resolved = impl.resolve_transformers_arch(model_config, [backend])
+    with requirement("TF-1"):
+        assert resolved == [backend], f"TF-1: [{backend!r}] resolved to {resolved}"
+    with requirement("TF-1"):
+        assert not loaded, f"TF-1: classes were loaded for a {backend} entry: {loaded}"
 
 
 @pytest.mark.req("TF-2")
@@ -423,28 +452,34 @@ def test_auto_map_is_loaded_in_key_order_with_the_revision(impl, tmp_path, monke
     loaded = _spy_on_dynamic_loading(monkeypatch)
     impl.resolve_transformers_arch(model_config, [CUSTOM])
     expected = [auto_map[key].rsplit(".", 1)[0] + ".py" for key in sorted(auto_map)]
-    assert [file for file, _ in loaded] == expected, (
-        f"TF-2: auto_map {list(auto_map)} was loaded as {[f for f, _ in loaded]}, expected key order {expected}"
-    )
-    assert all(used == revision for _, used in loaded), (
-        f"TF-2: classes were loaded with revisions {[r for _, r in loaded]}, not the config's {revision!r}"
-    )
+    with requirement("TF-2"):
+        assert [file for file, _ in loaded] == expected, (
+            f"TF-2: auto_map {list(auto_map)} was loaded as {[f for f, _ in loaded]}, expected key order {expected}"
+        )
+    with requirement("TF-2"):
+        assert all(used == revision for _, used in loaded), (
+            f"TF-2: classes were loaded with revisions {[r for _, r in loaded]}, not the config's {revision!r}"
+        )
 
 
 @pytest.mark.req("TF-9", "TF-12")
 @pytest.mark.parametrize("model_impl", ["auto", "transformers"])
 def test_entries_after_a_backend_entry_are_resolved(impl, tmp_path, model_impl):
     model_config = _custom_config(impl, tmp_path, model_impl=model_impl, backend_compatible=True)
-    requirement = "TF-9" if model_impl == "transformers" else "TF-12"
-    with expect_success(requirement, f"resolving [{BACKEND!r}, {CUSTOM!r}] with model_impl {model_impl}"):
-        resolved = impl.resolve_transformers_arch(model_config, [BACKEND, CUSTOM])
-    assert resolved == [BACKEND, BACKEND], f"{requirement}: [{BACKEND}, {CUSTOM}] resolved to {resolved}"
+    backend = impl.transformers_backend_arch
+    req_id = "TF-9" if model_impl == "transformers" else "TF-12"
+    with expect_success(req_id, f"resolving [{backend!r}, {CUSTOM!r}] with model_impl {model_impl}"):
+        resolved = impl.resolve_transformers_arch(model_config, [backend, CUSTOM])
+    with requirement(req_id):
+        assert resolved == [backend, backend], f"{req_id}: [{backend}, {CUSTOM}] resolved to {resolved}"
 
 
 @pytest.mark.req("TF-6")
 @pytest.mark.parametrize("compatible", [True, False])
 def test_native_impl_keeps_every_name(impl, tmp_path, compatible):
     model_config = _custom_config(impl, tmp_path, model_impl="native", backend_compatible=compatible)
+    backend = impl.transformers_backend_arch
     with expect_success("TF-6", f"the native model_impl with a {'' if compatible else 'not '}compatible class"):
-        resolved = impl.resolve_transformers_arch(model_config, [CUSTOM, BACKEND])
-    assert resolved == [CUSTOM, BACKEND], f"TF-6: the native model_impl resolved the names to {resolved}"
+        resolved = impl.resolve_transformers_arch(model_config, [CUSTOM, backend])
+    with requirement("TF-6"):
+        assert resolved == [CUSTOM, backend], f"TF-6: the native model_impl resolved the names to {resolved}"

@@ -14,6 +14,7 @@ import torch
 import transformers
 from hypothesis import event, given
 from hypothesis import strategies as st
+from loaderspec.support.checks import requirement
 
 from . import strategies as lst
 from .support.errors import expect_success
@@ -132,20 +133,26 @@ def test_new_style_class_gets_exactly_config_and_prefix(impl, vllm_config, prefi
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = impl.initialize_model(vllm_config, prefix=prefix, model_class=model_class)
-    assert isinstance(model, model_class), f"MI-3: initialize_model returned {model!r}"
+    with requirement("MI-3"):
+        assert isinstance(model, model_class), f"MI-3: initialize_model returned {model!r}"
     keyword = impl.config_keyword
-    assert model.received.keys() == {keyword, "prefix"} and not model.positional, (
-        f"MI-3: constructor got {sorted(model.received)} and {len(model.positional)} positional arguments"
-    )
-    assert model.received[keyword] is vllm_config and model.received["prefix"] == prefix, (
-        f"MI-3: constructor got {model.received}"
-    )
-    assert not _deprecations(caught), f"MI-3: a new-style class triggered {[str(w.message) for w in caught]}"
+    with requirement("MI-3"):
+        assert model.received.keys() == {keyword, "prefix"} and not model.positional, (
+            f"MI-3: constructor got {sorted(model.received)} and {len(model.positional)} positional arguments"
+        )
+    with requirement("MI-3"):
+        assert model.received[keyword] is vllm_config and model.received["prefix"] == prefix, (
+            f"MI-3: constructor got {model.received}"
+        )
+    with requirement("MI-3"):
+        assert not _deprecations(caught), f"MI-3: a new-style class triggered {[str(w.message) for w in caught]}"
     current, current_prefix = model.current
-    assert current is vllm_config and current_prefix == prefix, (
-        f"MI-5: inside __init__ the current config/prefix were {current!r}/{current_prefix!r}"
-    )
-    assert impl.current_vllm_config()[0] is outside[0], "MI-5: the current config was not restored"
+    with requirement("MI-5"):
+        assert current is vllm_config and current_prefix == prefix, (
+            f"MI-5: inside __init__ the current config/prefix were {current!r}/{current_prefix!r}"
+        )
+    with requirement("MI-5"):
+        assert impl.current_vllm_config()[0] is outside[0], "MI-5: the current config was not restored"
 
 
 @pytest.mark.req("MI-5", "MI-7", "MI-8", "MI-9", "MI-10")
@@ -167,25 +174,32 @@ def test_old_style_class_gets_the_arguments_it_names(impl, vllm_config, params, 
     }
     expected = {name: value for name, value in expected.items() if name in names}
     signature = f"__init__({', '.join(str(p) for p in _signature_params(impl, params))})"
-    assert model.received.keys() == expected.keys() and not model.positional, (
-        f"MI-7: {signature} got {sorted(model.received)} and {len(model.positional)} positional arguments, "
-        f"expected {sorted(expected)}"
-    )
+    with requirement("MI-7"):
+        assert model.received.keys() == expected.keys() and not model.positional, (
+            f"MI-7: {signature} got {sorted(model.received)} and {len(model.positional)} positional arguments, "
+            f"expected {sorted(expected)}"
+        )
     for name, value in expected.items():
-        assert model.received[name] is value or model.received[name] == value, f"MI-7: wrong {name}"
+        with requirement("MI-7"):
+            assert model.received[name] is value or model.received[name] == value, f"MI-7: wrong {name}"
     deprecations = _deprecations(caught)
-    assert len(deprecations) == 1, f"MI-8: expected one DeprecationWarning, got {[str(w.message) for w in caught]}"
-    assert _old_style_warnings(impl, deprecations), (
-        f"MI-8: the DeprecationWarning does not name {impl.config_keyword} and prefix: {deprecations[0].message}"
-    )
-    assert deprecations[0].filename == __file__, (
-        f"MI-9: the DeprecationWarning points at {deprecations[0].filename}, not the caller (stacklevel=2)"
-    )
-    assert any("OldStyleToy" in r.getMessage() for r in records if r.levelno >= logging.WARNING), (
-        "MI-10: no logged warning names the old-style class"
-    )
+    with requirement("MI-8"):
+        assert len(deprecations) == 1, f"MI-8: expected one DeprecationWarning, got {[str(w.message) for w in caught]}"
+    with requirement("MI-8"):
+        assert _old_style_warnings(impl, deprecations), (
+            f"MI-8: the DeprecationWarning does not name {impl.config_keyword} and prefix: {deprecations[0].message}"
+        )
+    with requirement("MI-9"):
+        assert deprecations[0].filename == __file__, (
+            f"MI-9: the DeprecationWarning points at {deprecations[0].filename}, not the caller (stacklevel=2)"
+        )
+    with requirement("MI-10"):
+        assert any("OldStyleToy" in r.getMessage() for r in records if r.levelno >= logging.WARNING), (
+            "MI-10: no logged warning names the old-style class"
+        )
     current, current_prefix = model.current
-    assert current is vllm_config and current_prefix == prefix, "MI-5: old-style class built outside the scope"
+    with requirement("MI-5"):
+        assert current is vllm_config and current_prefix == prefix, "MI-5: old-style class built outside the scope"
 
 
 @pytest.mark.req("MI-1")
@@ -207,14 +221,18 @@ def test_defaults_come_from_the_vllm_config(impl, tmp_path):
         warnings.simplefilter("ignore", DeprecationWarning)
         default_model = impl.initialize_model(vllm_config)
         explicit_model = impl.initialize_model(vllm_config, model_config=other)
-    assert type(default_model) is model_class, f"MI-1: the class resolved from the config was {type(default_model)}"
-    assert default_model.received["config"] is vllm_config.model_config.hf_config, (
-        "MI-1: without model_config, hf_config must come from vllm_config.model_config"
-    )
-    assert type(explicit_model) is other_class, (
-        f"MI-1: an explicit model_config must pick the class too, got {type(explicit_model)}"
-    )
-    assert explicit_model.received["config"] is other.hf_config, "MI-1: the model_config given was not used"
+    with requirement("MI-1"):
+        assert type(default_model) is model_class, f"MI-1: the class resolved from the config was {type(default_model)}"
+    with requirement("MI-1"):
+        assert default_model.received["config"] is vllm_config.model_config.hf_config, (
+            "MI-1: without model_config, hf_config must come from vllm_config.model_config"
+        )
+    with requirement("MI-1"):
+        assert type(explicit_model) is other_class, (
+            f"MI-1: an explicit model_config must pick the class too, got {type(explicit_model)}"
+        )
+    with requirement("MI-1"):
+        assert explicit_model.received["config"] is other.hf_config, "MI-1: the model_config given was not used"
 
 
 @pytest.mark.req("MI-2")
@@ -241,9 +259,11 @@ def test_quant_config_is_wired_before_construction(impl, llama_folder, with_quan
     wired = type("Wired", (torch.nn.Module,), {"__init__": __init__, "packed_modules_mapping": mapping})
     impl.initialize_model(vllm_config, model_class=wired)
     if with_quant_config:
-        assert seen and seen[0] is mapping, "MI-2: the quantization config was not wired before __init__ ran"
+        with requirement("MI-2"):
+            assert seen and seen[0] is mapping, "MI-2: the quantization config was not wired before __init__ ran"
     else:
-        assert not seen
+        with requirement("MI-2"):
+            assert not seen, "MI-2: the constructor saw a quantization config though none was given"
 
 
 def _unsatisfiable(impl, vllm_config, params):
@@ -272,11 +292,14 @@ def test_unsatisfiable_constructor_is_rejected_before_any_change(impl, vllm_conf
     event(f"MI-11: {'positional-only' if params[0].kind == 'positional-only' else 'never passed'} {culprit}")
     error, rewired, changed, _ = _unsatisfiable(impl, vllm_config.value, params)
     signature = ", ".join(str(p) for p in _signature_params(impl, params))
-    assert error is not None, f"MI-11: __init__(self, {signature}) was built or failed without TypeError"
-    assert not rewired, (
-        f"MI-11: the quantization config was rewired although __init__(self, {signature}) cannot be built"
-    )
-    assert not changed, "MI-11: the current config was left changed"
+    with requirement("MI-11"):
+        assert error is not None, f"MI-11: __init__(self, {signature}) was built or failed without TypeError"
+    with requirement("MI-11"):
+        assert not rewired, (
+            f"MI-11: the quantization config was rewired although __init__(self, {signature}) cannot be built"
+        )
+    with requirement("MI-11"):
+        assert not changed, "MI-11: the current config was left changed"
 
 
 @pytest.mark.req("MI-12")
@@ -285,11 +308,13 @@ def test_the_rejection_names_the_class_and_the_parameter(impl, vllm_config, case
     params, culprit = case
     error, _, _, model_class = _unsatisfiable(impl, vllm_config.value, params)
     if error is None:
-        pytest.fail(f"MI-12: no TypeError for a class requiring {culprit}")
+        with requirement("MI-12"):
+            pytest.fail(f"MI-12: no TypeError for a class requiring {culprit}")
     message = str(error)
-    assert model_class.__name__ in message and culprit in message, (
-        f"MI-12: the TypeError does not name {model_class.__name__} and {culprit!r}: {message}"
-    )
+    with requirement("MI-12"):
+        assert model_class.__name__ in message and culprit in message, (
+            f"MI-12: the TypeError does not name {model_class.__name__} and {culprit!r}: {message}"
+        )
 
 
 @pytest.mark.req("MI-13")
@@ -301,9 +326,10 @@ def test_optional_positional_only_parameters_are_not_passed(impl, vllm_config, n
         warnings.simplefilter("ignore", DeprecationWarning)
         with expect_success("MI-13", f"__init__(self, {name}=None, /)"):
             model = impl.initialize_model(vllm_config.value, model_class=model_class)
-    assert not model.received and not model.positional, (
-        f"MI-13: a positional-only {name} was passed: {sorted(model.received)}, {len(model.positional)} positional"
-    )
+    with requirement("MI-13"):
+        assert not model.received and not model.positional, (
+            f"MI-13: a positional-only {name} was passed: {sorted(model.received)}, {len(model.positional)} positional"
+        )
 
 
 @pytest.mark.req("MI-13")
@@ -317,8 +343,10 @@ def test_positional_only_config_keyword_does_not_make_a_class_new_style(impl, vl
         warnings.simplefilter("always")
         with expect_success("MI-13", f"__init__(self, {impl.config_keyword}=None, prefix=None, /)"):
             model = impl.initialize_model(vllm_config.value, model_class=model_class)
-    assert not model.received, f"MI-13: positional-only parameters were passed by keyword: {sorted(model.received)}"
-    assert _deprecations(caught), "MI-13: a class whose config keyword is positional-only was treated as new-style"
+    with requirement("MI-13"):
+        assert not model.received, f"MI-13: positional-only parameters were passed by keyword: {sorted(model.received)}"
+    with requirement("MI-13"):
+        assert _deprecations(caught), "MI-13: a class whose config keyword is positional-only was treated as new-style"
 
 
 @pytest.mark.req("MI-3")
@@ -334,9 +362,10 @@ def test_transformers_backend_builds_the_real_model(impl, tmp_path):
         model = impl.initialize_model(vllm_config)
     count = sum(p.numel() for p in model.parameters())
     expected_count = sum(p.numel() for p in expected.parameters())
-    assert count >= expected_count > 0, (
-        f"MI-3: the Transformers backend built {count} parameters for a model of {expected_count}"
-    )
+    with requirement("MI-3"):
+        assert count >= expected_count > 0, (
+            f"MI-3: the Transformers backend built {count} parameters for a model of {expected_count}"
+        )
 
 
 # --- gaps found by the mutation run (tools/mutants/survivors.md) ---
@@ -356,9 +385,11 @@ def test_the_model_config_given_picks_the_class(impl, tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             model = impl.initialize_model(vllm_config, model_config=given)
-    assert type(model) is chosen, (
-        f"MI-1: with model_config given, the class must come from it ({chosen.__name__}), got {type(model).__name__}"
-    )
+    with requirement("MI-1"):
+        assert type(model) is chosen, (
+            f"MI-1: with model_config given, the class must come from it ({chosen.__name__}), "
+            f"got {type(model).__name__}"
+        )
 
 
 @pytest.mark.req("MI-3")
@@ -368,7 +399,7 @@ def test_new_style_class_with_required_prefix_and_catch_alls(impl, vllm_config, 
     from .support.errors import expect_success
 
     vllm_config = vllm_config.value
-    params = [_keyword("vllm_config", True), _keyword("prefix", True)]
+    params = [_keyword(impl.config_keyword, True), _keyword("prefix", True)]
     if var_positional:
         params.insert(0, inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL))
     if var_keyword:
@@ -378,7 +409,8 @@ def test_new_style_class_with_required_prefix_and_catch_alls(impl, vllm_config, 
     with expect_success("MI-3", shown), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         model = impl.initialize_model(vllm_config, prefix="model", model_class=model_class)
-    assert model.received.keys() == {"vllm_config", "prefix"}, f"MI-3: {shown} got {sorted(model.received)}"
+    with requirement("MI-3"):
+        assert model.received.keys() == {impl.config_keyword, "prefix"}, f"MI-3: {shown} got {sorted(model.received)}"
 
 
 @pytest.mark.req("MI-7", "MI-11")
@@ -395,17 +427,19 @@ def test_old_style_catch_alls_need_nothing_more(impl, vllm_config, var_positiona
     with expect_success("MI-11", f"{shown}, which needs nothing the loader cannot give,"), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         model = impl.initialize_model(vllm_config, model_class=model_class)
-    assert model.received.keys() == {"config"}, f"MI-7: {shown} got {sorted(model.received)}"
+    with requirement("MI-7"):
+        assert model.received.keys() == {"config"}, f"MI-7: {shown} got {sorted(model.received)}"
 
 
 @pytest.mark.req("MI-3")
 def test_prefix_defaults_to_empty(impl, vllm_config):
     vllm_config = vllm_config.value
-    model_class = _recording_class(impl, [_keyword("vllm_config", True), _keyword("prefix", True)])
+    model_class = _recording_class(impl, [_keyword(impl.config_keyword, True), _keyword("prefix", True)])
     model = impl.initialize_model(vllm_config, model_class=model_class)
-    assert model.received.get("prefix") == "", (
-        f"MI-3: without a prefix the class got prefix={model.received.get('prefix')!r}"
-    )
+    with requirement("MI-3"):
+        assert model.received.get("prefix") == "", (
+            f"MI-3: without a prefix the class got prefix={model.received.get('prefix')!r}"
+        )
 
 
 @pytest.mark.req("MI-5")
@@ -420,7 +454,7 @@ def test_construction_scope_checks_compilation(impl, vllm_config, new_style):
         torch.nn.Module.__init__(self)
         seen.append(current_check_compile())
 
-    names = ("vllm_config", "prefix") if new_style else ("config",)
+    names = (impl.config_keyword, "prefix") if new_style else ("config",)
     __init__.__signature__ = inspect.Signature(
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *(_keyword(n, True) for n in names)]
     )
@@ -428,4 +462,5 @@ def test_construction_scope_checks_compilation(impl, vllm_config, new_style):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         impl.initialize_model(vllm_config, model_class=model_class)
-    assert seen == [True], f"MI-5: the class was built with check_compile={seen}, not True"
+    with requirement("MI-5"):
+        assert seen == [True], f"MI-5: the class was built with check_compile={seen}, not True"

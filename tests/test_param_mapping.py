@@ -3,14 +3,15 @@ and finds the packed entry a module name refers to."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import unittest
 
 import pytest
 from hypothesis import event, given
+from loaderspec.support.checks import requirement
 
 from . import strategies as lst
+from .support.errors import tolerating_errors
 
 
 def _self_contained(packed: str, subs: list[str]) -> bool:
@@ -32,8 +33,10 @@ def _occurrences(mapping: dict[str, list[str]]) -> list[tuple[str, str, int]]:
 def test_packed_mapping_is_kept_as_given(impl, mapping):
     original = copy.deepcopy(mapping)
     param_mapping = impl.ParamMapping(mapping)
-    assert param_mapping.packed_mapping is mapping, "PM-1: packed_mapping is not the object given"
-    assert mapping == original, f"PM-1: construction changed the mapping: {original} -> {mapping}"
+    with requirement("PM-1"):
+        assert param_mapping.packed_mapping is mapping, "PM-1: packed_mapping is not the object given"
+    with requirement("PM-1"):
+        assert mapping == original, f"PM-1: construction changed the mapping: {original} -> {mapping}"
 
 
 @pytest.mark.req("PM-2")
@@ -41,9 +44,10 @@ def test_packed_mapping_is_kept_as_given(impl, mapping):
 def test_inverse_holds_exactly_the_sub_names(impl, mapping):
     inverse = impl.ParamMapping(mapping).inverse_packed_mapping
     expected_keys = {sub for sub, _, _ in _occurrences(mapping)}
-    assert set(inverse) == expected_keys, (
-        f"PM-2: inverse keys {sorted(inverse)} for mapping {mapping}; expected {sorted(expected_keys)}"
-    )
+    with requirement("PM-2"):
+        assert set(inverse) == expected_keys, (
+            f"PM-2: inverse keys {sorted(inverse)} for mapping {mapping}; expected {sorted(expected_keys)}"
+        )
 
 
 @pytest.mark.req("PM-3")
@@ -52,13 +56,15 @@ def test_inverse_points_at_the_last_occurrence(impl, mapping):
     inverse = impl.ParamMapping(mapping).inverse_packed_mapping
     occurrences = _occurrences(mapping)
     for sub, (packed, index) in inverse.items():
-        assert mapping[packed][index] == sub, (
-            f"PM-3: inverse[{sub!r}] = ({packed!r}, {index}) but mapping[{packed!r}] = {mapping[packed]}"
-        )
+        with requirement("PM-3"):
+            assert mapping[packed][index] == sub, (
+                f"PM-3: inverse[{sub!r}] = ({packed!r}, {index}) but mapping[{packed!r}] = {mapping[packed]}"
+            )
         last = [(p, i) for s, p, i in occurrences if s == sub][-1]
-        assert (packed, index) == last, (
-            f"PM-3: {sub!r} occurs last at {last} in {mapping}, but inverse says ({packed!r}, {index})"
-        )
+        with requirement("PM-3"):
+            assert (packed, index) == last, (
+                f"PM-3: {sub!r} occurs last at {last} in {mapping}, but inverse says ({packed!r}, {index})"
+            )
 
 
 @pytest.mark.req("PM-3")
@@ -69,9 +75,10 @@ def test_packed_to_subs_to_packed_round_trips(impl, mapping):
     for packed, subs in mapping.items():
         for index, sub in enumerate(subs):
             if last.get(sub) == (packed, index):
-                assert inverse.get(sub) == (packed, index), (
-                    f"PM-3: mapping[{packed!r}][{index}] = {sub!r} maps back to {inverse.get(sub)}"
-                )
+                with requirement("PM-3"):
+                    assert inverse.get(sub) == (packed, index), (
+                        f"PM-3: mapping[{packed!r}][{index}] = {sub!r} maps back to {inverse.get(sub)}"
+                    )
 
 
 @pytest.mark.req("PM-4")
@@ -82,12 +89,14 @@ def test_self_contained_entries_are_skipped(impl, mapping):
         if _self_contained(packed, subs):
             referenced_elsewhere = any(packed in other for name, other in mapping.items() if name != packed)
             if not referenced_elsewhere:
-                assert packed not in inverse, (
-                    f"PM-4: self-contained {packed!r} appears in the inverse: {inverse[packed]}"
+                with requirement("PM-4"):
+                    assert packed not in inverse, (
+                        f"PM-4: self-contained {packed!r} appears in the inverse: {inverse[packed]}"
+                    )
+            with requirement("PM-4"):
+                assert all(value[0] != packed for value in inverse.values()), (
+                    f"PM-4: the inverse points into self-contained entry {packed!r}: {inverse}"
                 )
-            assert all(value[0] != packed for value in inverse.values()), (
-                f"PM-4: the inverse points into self-contained entry {packed!r}: {inverse}"
-            )
 
 
 def _names_entry(module_name: str, key: str) -> bool:
@@ -101,25 +110,29 @@ def test_get_sub_modules_matches_whole_components(impl, data, mapping):
     found = impl.ParamMapping(mapping).get_sub_modules(module_name)
     matching = [key for key in mapping if _names_entry(module_name, key)]
     if not matching:
-        assert found is None, f"PM-5: {module_name!r} names no entry of {list(mapping)}, got {found}"
+        with requirement("PM-5"):
+            assert found is None, f"PM-5: {module_name!r} names no entry of {list(mapping)}, got {found}"
         return
     key = matching[0]
-    assert found is not None and found[0] == key, (
-        f"PM-5: {module_name!r} names {matching} (first: {key!r}) in {list(mapping)}, got {found}"
-    )
-    assert found[1] is mapping[key], "PM-5: get_sub_modules returned a copy, not the stored list"
+    with requirement("PM-5"):
+        assert found is not None and found[0] == key, (
+            f"PM-5: {module_name!r} names {matching} (first: {key!r}) in {list(mapping)}, got {found}"
+        )
+    with requirement("PM-5"):
+        assert found[1] is mapping[key], "PM-5: get_sub_modules returned a copy, not the stored list"
 
 
 @pytest.mark.req("PM-5")
 def test_kv_proj_does_not_match_qkv_proj(impl):
     mapping = {"kv_proj": ["k_proj", "v_proj"], "qkv_proj": ["q_proj", "k_proj", "v_proj"]}
     found = impl.ParamMapping(mapping).get_sub_modules("model.layers.0.self_attn.qkv_proj")
-    assert found == ("qkv_proj", ["q_proj", "k_proj", "v_proj"]), (
-        f"PM-5: 'self_attn.qkv_proj' resolved to {found} (MiniCPM-V has both kv_proj and qkv_proj)"
-    )
+    with requirement("PM-5"):
+        assert found == ("qkv_proj", ["q_proj", "k_proj", "v_proj"]), (
+            f"PM-5: 'self_attn.qkv_proj' resolved to {found} (MiniCPM-V has both kv_proj and qkv_proj)"
+        )
 
 
-def _rejection(impl, malformed, requirement: str) -> BaseException:
+def _rejection(impl, malformed, req_id: str) -> BaseException:
     """The exception ``ParamMapping(malformed.value)`` raises, of any type."""
     try:
         impl.ParamMapping(malformed.value)
@@ -127,15 +140,17 @@ def _rejection(impl, malformed, requirement: str) -> BaseException:
         raise
     except Exception as error:
         return error
-    pytest.fail(f"{requirement}: ParamMapping({malformed.value!r}) was accepted")
+    with requirement(req_id):
+        pytest.fail(f"{req_id}: ParamMapping({malformed.value!r}) was accepted")
 
 
-def _check_type(impl, malformed, requirement: str) -> None:
-    error = _rejection(impl, malformed, requirement)
-    assert isinstance(error, malformed.error), (
-        f"{requirement}: ParamMapping({malformed.value!r}) raised {type(error).__name__}: {error}, "
-        f"expected {malformed.error.__name__}"
-    )
+def _check_type(impl, malformed, req_id: str) -> None:
+    error = _rejection(impl, malformed, req_id)
+    with requirement(req_id):
+        assert isinstance(error, malformed.error), (
+            f"{req_id}: ParamMapping({malformed.value!r}) raised {type(error).__name__}: {error}, "
+            f"expected {malformed.error.__name__}"
+        )
 
 
 @pytest.mark.req("PM-7")
@@ -154,18 +169,20 @@ def test_an_empty_name_is_a_value_error(impl, malformed):
 @given(malformed=lst.malformed_packed_mappings())
 def test_the_rejection_names_the_offending_part(impl, malformed):
     error = _rejection(impl, malformed, "PM-9")
-    assert repr(malformed.offending) in str(error), (
-        f"PM-9: the error for {malformed.value!r} does not name {malformed.offending!r}: {error}"
-    )
+    with requirement("PM-9"):
+        assert repr(malformed.offending) in str(error), (
+            f"PM-9: the error for {malformed.value!r} does not name {malformed.offending!r}: {error}"
+        )
 
 
 @pytest.mark.req("PM-10")
 @given(malformed=lst.malformed_packed_mappings())
 def test_a_rejected_mapping_is_left_as_it_was(impl, malformed):
     before = copy.deepcopy(malformed.value)
-    with contextlib.suppress(Exception):  # accepted or rejected, the argument must be unchanged
+    with tolerating_errors():  # accepted or rejected, the argument must be unchanged
         impl.ParamMapping(malformed.value)
-    assert malformed.value == before, f"PM-10: ParamMapping({before!r}) changed it to {malformed.value!r}"
+    with requirement("PM-10"):
+        assert malformed.value == before, f"PM-10: ParamMapping({before!r}) changed it to {malformed.value!r}"
 
 
 @pytest.mark.req("PM-11")
@@ -174,8 +191,10 @@ def test_a_given_inverse_is_extended_in_place(impl, case):
     mapping, given_entries = case
     supplied = dict(given_entries)
     param_mapping = impl.ParamMapping(mapping, supplied)
-    assert param_mapping.inverse_packed_mapping is supplied, "PM-11: inverse_packed_mapping is not the dict given"
+    with requirement("PM-11"):
+        assert param_mapping.inverse_packed_mapping is supplied, "PM-11: inverse_packed_mapping is not the dict given"
     last = {sub: (packed, index) for sub, packed, index in _occurrences(mapping)}
     expected = {**given_entries, **last}
     event("PM-11: a given entry is overwritten" if set(given_entries) & set(last) else "PM-11: given entries kept")
-    assert supplied == expected, f"PM-11: given {given_entries} and mapping {mapping}, the inverse is {supplied}"
+    with requirement("PM-11"):
+        assert supplied == expected, f"PM-11: given {given_entries} and mapping {mapping}, the inverse is {supplied}"

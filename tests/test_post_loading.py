@@ -14,6 +14,7 @@ import pytest
 import torch
 from hypothesis import event, given
 from hypothesis import strategies as st
+from loaderspec.support.checks import requirement
 
 from . import strategies as lst
 from .support.errors import PlantedError
@@ -93,10 +94,26 @@ def _attention_class(impl):
             torch.nn.Module.__init__(self)
             self.recorder = recorder
 
-        def process_weights_after_loading(self, act_dtype):
-            self.recorder.hook("attention", self, act_dtype)
+        # act_dtype optional: how the implementation calls the hook is PW-4's to judge, from the
+        # record; a required parameter would turn a changed call into a TypeError of ours.
+        def process_weights_after_loading(self, *args, **kwargs):
+            self.recorder.hook("attention", self, _act_dtype(args, kwargs))
 
     return RecordingAttention
+
+
+_NOT_GIVEN = "no act_dtype given"
+
+
+def _act_dtype(args: tuple, kwargs: dict) -> object:
+    """The act_dtype of an attention-hook call, whichever way it was passed, or what was passed instead."""
+    if len(args) == 1 and not kwargs:
+        return args[0]
+    if not args and set(kwargs) == {"act_dtype"}:
+        return kwargs["act_dtype"]
+    if not args and not kwargs:
+        return _NOT_GIVEN
+    return f"called with arguments {args!r} {kwargs!r}"
 
 
 class ForeignMethod:
@@ -188,7 +205,8 @@ def test_each_quantized_module_is_processed_once_in_order(impl, llama_folder, ta
     # A cross-QKV layer's quant_method is PW-2's business.
     quant_seen = [e for e in seen if e[0] in ("quant", "foreign") and kinds_by_module.get(id(e[1])) != "qkv-cross"]
     quant_expected = [e for e in expected if e[0] == "quant"]
-    assert quant_seen == quant_expected, describe("PW-1: each quantized module once, in traversal order")
+    with requirement("PW-1"):
+        assert quant_seen == quant_expected, describe("PW-1: each quantized module once, in traversal order")
 
 
 @pytest.mark.req("PW-4")
@@ -199,12 +217,14 @@ def test_attention_hooks_run_last_with_the_model_dtype(impl, llama_folder, targe
     seen, expected, _, describe = _run_order_case(impl, llama_folder, target, kinds, shared, dtype)
     attention_expected = [e for e in expected if e[0] == "attention"]
     first_pass = len(seen) - len([e for e in seen if e[0] == "attention"])
-    assert [e for e in seen if e[0] == "attention"] == attention_expected, describe(
-        "PW-4: each attention hook once, in traversal order, with model_config.dtype"
-    )
-    assert all(e[0] == "attention" for e in seen[first_pass:]), describe(
-        "PW-4: an attention hook ran before the first pass ended"
-    )
+    with requirement("PW-4"):
+        assert [e for e in seen if e[0] == "attention"] == attention_expected, describe(
+            "PW-4: each attention hook once, in traversal order, with model_config.dtype"
+        )
+    with requirement("PW-4"):
+        assert all(e[0] == "attention" for e in seen[first_pass:]), describe(
+            "PW-4: an attention hook ran before the first pass ended"
+        )
 
 
 @pytest.mark.req("PW-2")
@@ -214,10 +234,12 @@ def test_cross_qkv_layers_run_their_own_hook(impl, llama_folder, target, data, s
     kinds = _kinds(impl, data, required=("qkv-cross",))
     seen, expected, kinds_by_module, describe = _run_order_case(impl, llama_folder, target, kinds, shared, dtype)
     on_cross = [e for e in seen if e[0] == "quant" and kinds_by_module.get(id(e[1])) == "qkv-cross"]
-    assert not on_cross, describe("PW-2: the traversal called a cross-QKV layer's quant_method")
+    with requirement("PW-2"):
+        assert not on_cross, describe("PW-2: the traversal called a cross-QKV layer's quant_method")
     first_pass = [e for e in seen if e[0] in ("qkv", "quant")]
     expected_first = [e for e in expected if e[0] in ("qkv", "quant")]
-    assert first_pass == expected_first, describe("PW-2: each cross-QKV hook once, in the first pass")
+    with requirement("PW-2"):
+        assert first_pass == expected_first, describe("PW-2: each cross-QKV hook once, in the first pass")
 
 
 @pytest.mark.req("PW-6", "PW-7")
@@ -235,16 +257,22 @@ def test_quantize_methods_run_inside_the_device_context(impl, llama_folder, acce
     for event_ in recorder.log:
         if event_.kind == "quant":
             devices, others = event_.detail
-            assert all(device == accelerator for device in devices.values()), (
-                f"PW-6: a quantize method saw parameters on {devices}, not all on {accelerator}"
-            )
-            assert all(types == {"cpu"} for types in others.values()), (
-                f"PW-7: while a quantize method ran, another offloaded layer had parameters on {others}"
-            )
+            with requirement("PW-6"):
+                assert all(device == accelerator for device in devices.values()), (
+                    f"PW-6: a quantize method saw parameters on {devices}, not all on {accelerator}"
+                )
+            with requirement("PW-7"):
+                assert all(types == {"cpu"} for types in others.values()), (
+                    f"PW-7: while a quantize method ran, another offloaded layer had parameters on {others}"
+                )
     for layer in offloaded:
         devices = {name: p.device.type for name, p in layer.named_parameters()}
-        assert set(devices.values()) == {"cpu"}, f"PW-7: an offloaded layer ended with {devices}"
-        assert raw_bytes(layer.weight) == expected_after[id(layer)], "PW-7: an offloaded weight lost what the hook left"
+        with requirement("PW-7"):
+            assert set(devices.values()) == {"cpu"}, f"PW-7: an offloaded layer ended with {devices}"
+        with requirement("PW-7"):
+            assert raw_bytes(layer.weight) == expected_after[id(layer)], (
+                "PW-7: an offloaded weight lost what the hook left"
+            )
 
 
 @pytest.mark.req("PW-8")
@@ -256,12 +284,14 @@ def test_with_a_cpu_target_hooks_see_parameters_in_place(impl, llama_folder, dat
     model = build_model(impl, kinds, [], cpu, recorder)
     impl.process_weights_after_loading(model, impl.model_config(llama_folder), cpu)
     quant = [e for e in recorder.log if e.kind == "quant"]
-    assert len(quant) == sum(kind in ("quantized", "offloaded") for kind in kinds), (
-        f"PW-8: with a CPU target, {len(quant)} quantize calls for layers {kinds}"
-    )
+    with requirement("PW-8"):
+        assert len(quant) == sum(kind in ("quantized", "offloaded") for kind in kinds), (
+            f"PW-8: with a CPU target, {len(quant)} quantize calls for layers {kinds}"
+        )
     for event_ in quant:
         devices, _ = event_.detail
-        assert {d.type for d in devices.values()} <= {"cpu"}, f"PW-8: with a CPU target a hook saw {devices}"
+        with requirement("PW-8"):
+            assert {d.type for d in devices.values()} <= {"cpu"}, f"PW-8: with a CPU target a hook saw {devices}"
 
 
 def _failing_case(impl, llama_folder, target, data):
@@ -292,8 +322,10 @@ def _failing_case(impl, llama_folder, target, data):
 @given(data=st.data())
 def test_a_hook_exception_propagates_unchanged(impl, llama_folder, target, data):
     kinds, _, recorder, raised, _ = _failing_case(impl, llama_folder, target, data)
-    assert recorder.planted is not None, f"PW-9: the failing hook never ran for layers {kinds}: {recorder.log}"
-    assert raised is recorder.planted, f"PW-9: the hook raised {recorder.planted!r}, the pass let out {raised!r}"
+    with requirement("PW-9"):
+        assert recorder.planted is not None, f"PW-9: the failing hook never ran for layers {kinds}: {recorder.log}"
+    with requirement("PW-9"):
+        assert raised is recorder.planted, f"PW-9: the hook raised {recorder.planted!r}, the pass let out {raised!r}"
 
 
 @pytest.mark.req("PW-10")
@@ -301,9 +333,10 @@ def test_a_hook_exception_propagates_unchanged(impl, llama_folder, target, data)
 def test_no_hook_runs_after_a_failing_one(impl, llama_folder, target, data):
     kinds, _, recorder, _, _ = _failing_case(impl, llama_folder, target, data)
     hooks = [e.kind for e in recorder.log if e.kind != "foreign"]
-    assert len(hooks) == recorder.fail_at, (
-        f"PW-10: after hook {recorder.fail_at} failed, hooks still ran: {hooks} (layers {kinds})"
-    )
+    with requirement("PW-10"):
+        assert len(hooks) == recorder.fail_at, (
+            f"PW-10: after hook {recorder.fail_at} failed, hooks still ran: {hooks} (layers {kinds})"
+        )
 
 
 @pytest.mark.req("PW-11")
@@ -313,5 +346,7 @@ def test_a_failing_hook_module_is_restored_first(impl, llama_folder, target, dat
     for layer, kind in zip(model.layers, kinds, strict=False):
         if kind == "offloaded":
             for name, p in layer.named_parameters():
-                assert p.device.type == "cpu", f"PW-11: a failed hook left {name} on {p.device}"
-                assert raw_bytes(p) == before[id(layer)][name], f"PW-11: {name} changed value"
+                with requirement("PW-11"):
+                    assert p.device.type == "cpu", f"PW-11: a failed hook left {name} on {p.device}"
+                with requirement("PW-11"):
+                    assert raw_bytes(p) == before[id(layer)][name], f"PW-11: {name} changed value"

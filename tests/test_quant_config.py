@@ -11,6 +11,7 @@ import torch
 from hypothesis import event, given
 from hypothesis import strategies as st
 from loaderspec.adapter import NotProvided
+from loaderspec.support.checks import requirement
 
 from . import strategies as lst
 
@@ -70,12 +71,15 @@ def test_the_mapper_itself_is_applied_first(impl, mapping):
     mapper = impl.mapper_of(model_class)
     _, calls, own_mapping = _wire(impl, model_class)
     where = _where(impl, "present", mapping)
-    assert len(calls) == 1, f"QC-1: expected one {impl.apply_mapper_method}() call, got {len(calls)} {where}"
-    assert calls[0][0] is mapper, (
-        f"QC-1: {impl.apply_mapper_method}() got {calls[0][0]!r}, not the class's {impl.mapper_attribute} "
-        f"object itself {where}"
-    )
-    assert calls[0][1] is own_mapping, f"QC-1: the mapper was applied after the mapping was set {where}"
+    with requirement("QC-1"):
+        assert len(calls) == 1, f"QC-1: expected one {impl.apply_mapper_method}() call, got {len(calls)} {where}"
+    with requirement("QC-1"):
+        assert calls[0][0] is mapper, (
+            f"QC-1: {impl.apply_mapper_method}() got {calls[0][0]!r}, not the class's {impl.mapper_attribute} "
+            f"object itself {where}"
+        )
+    with requirement("QC-1"):
+        assert calls[0][1] is own_mapping, f"QC-1: the mapper was applied after the mapping was set {where}"
 
 
 @pytest.mark.req("QC-2")
@@ -83,10 +87,11 @@ def test_the_mapper_itself_is_applied_first(impl, mapping):
 def test_the_mapping_is_shared_by_reference(impl, mapper):
     model_class = _model_class(impl, mapper, "present")
     quant_config, _, _ = _wire(impl, model_class)
-    assert quant_config.packed_modules_mapping is model_class.packed_modules_mapping, (
-        f"QC-2: the config holds {quant_config.packed_modules_mapping!r}, not the class's own dict "
-        f"{_where(impl, mapper, 'present')}"
-    )
+    with requirement("QC-2"):
+        assert quant_config.packed_modules_mapping is model_class.packed_modules_mapping, (
+            f"QC-2: the config holds {quant_config.packed_modules_mapping!r}, not the class's own dict "
+            f"{_where(impl, mapper, 'present')}"
+        )
 
 
 @pytest.mark.req("QC-2")
@@ -95,9 +100,10 @@ def test_later_updates_to_the_class_mapping_reach_the_config(impl):
     quant_config = impl.quant_config()
     impl.configure_quant_config(quant_config, model_class)
     model_class.packed_modules_mapping["gate_up_proj"] = ["gate_proj", "up_proj"]
-    assert quant_config.packed_modules_mapping.get("gate_up_proj") == ["gate_proj", "up_proj"], (
-        "QC-2: an update made by the model class after wiring (as chatglm's __new__ does) is not seen"
-    )
+    with requirement("QC-2"):
+        assert quant_config.packed_modules_mapping.get("gate_up_proj") == ["gate_proj", "up_proj"], (
+            "QC-2: an update made by the model class after wiring (as chatglm's __new__ does) is not seen"
+        )
 
 
 @pytest.mark.req("QC-3")
@@ -110,9 +116,12 @@ def test_supports_quant_classes_are_left_alone(impl, mapper, mapping):
     own_content = dict(own_mapping)
     impl.configure_quant_config(quant_config, model_class)
     where = _where(impl, mapper, mapping)
-    assert calls == [], f"QC-3: {impl.apply_mapper_method}() was called for a SupportsQuant class {where}"
-    assert quant_config.packed_modules_mapping is own_mapping, f"QC-3: the mapping was replaced {where}"
-    assert own_mapping == own_content, f"QC-3: the mapping was changed {where}"
+    with requirement("QC-3"):
+        assert calls == [], f"QC-3: {impl.apply_mapper_method}() was called for a SupportsQuant class {where}"
+    with requirement("QC-3"):
+        assert quant_config.packed_modules_mapping is own_mapping, f"QC-3: the mapping was replaced {where}"
+    with requirement("QC-3"):
+        assert own_mapping == own_content, f"QC-3: the mapping was changed {where}"
 
 
 @pytest.mark.req("QC-4")
@@ -124,6 +133,8 @@ def test_missing_or_none_attributes_do_nothing(impl, data):
     quant_config, calls, own_mapping = _wire(impl, model_class)
     where = _where(impl, mapper, mapping)
     if mapper != "present":
-        assert calls == [], f"QC-4: {impl.apply_mapper_method}() called without a mapper {where}"
+        with requirement("QC-4"):
+            assert calls == [], f"QC-4: {impl.apply_mapper_method}() called without a mapper {where}"
     if mapping != "present":
-        assert quant_config.packed_modules_mapping is own_mapping, f"QC-4: the mapping was replaced {where}"
+        with requirement("QC-4"):
+            assert quant_config.packed_modules_mapping is own_mapping, f"QC-4: the mapping was replaced {where}"

@@ -14,6 +14,7 @@ from typing import Literal
 import pytest
 import torch
 from hypothesis import event
+from loaderspec.support.checks import requirement, stop_example
 
 from .. import strategies as lst
 from .errors import PlantedError, expect_raises
@@ -79,18 +80,23 @@ def _check_entry(
     target: torch.device,
 ) -> None:
     """Inside the block, before the body: DL-2 and DL-3."""
-    assert yielded is module, f"DL-2: the context yielded {yielded!r}, not the module"
+    with requirement("DL-2"):
+        assert yielded is module, f"DL-2: the context yielded {yielded!r}, not the module"
     for name, param in module.named_parameters():
         before = at_entry[name]
         if name in on_cpu:
-            assert param.device == target, f"DL-2: {name} is on {param.device} inside, not {target}"
-            assert raw_bytes(param) == before.content, f"DL-2: {name} changed value on the move"
+            with requirement("DL-2"):
+                assert param.device == target, f"DL-2: {name} is on {param.device} inside, not {target}"
+            with requirement("DL-2"):
+                assert raw_bytes(param) == before.content, f"DL-2: {name} changed value on the move"
         else:
-            assert param.data_ptr() == before.data_ptr, f"DL-3: {name} was moved on entry"
+            with requirement("DL-3"):
+                assert param.data_ptr() == before.data_ptr, f"DL-3: {name} was moved on entry"
     for name, buffer in module.named_buffers():
-        assert (buffer.device, buffer.data_ptr()) == buffers[name], (
-            f"DL-3: buffer {name} was moved on entry, to {buffer.device}"
-        )
+        with requirement("DL-3"):
+            assert (buffer.device, buffer.data_ptr()) == buffers[name], (
+                f"DL-3: buffer {name} was moved on entry, to {buffer.device}"
+            )
 
 
 # One property in one function, its phases in order (entry, body, exit), so that a failure's
@@ -135,53 +141,93 @@ def check_device_round_trip(
         default_after = torch.get_default_device()
     if entry_failures:
         raise entry_failures[0]
-    requirement = _exit_requirement(at_body_end, overlapping, on_cpu)
+    exit_req = _exit_requirement(at_body_end, overlapping, on_cpu)
     if not planted and raised is not None:
-        raise AssertionError(
-            f"{requirement}: the body returned but the context raised {type(raised).__name__}: {raised}"
-        ) from raised
+        # Nothing after a context that raised on its way out is observable as the spec means it.
+        with requirement(exit_req):
+            raise AssertionError(
+                f"{exit_req}: the body returned but the context raised {type(raised).__name__}: {raised}"
+            ) from raised
+        stop_example(exit_req)
     if planted:
-        assert raised is planted[0], f"{requirement}: the body raised {planted[0]!r} but the context let out {raised!r}"
-    assert default_after == default_device, (
-        f"DL-18: the context left the default device {default_after}, was {default_device}"
-    )
+        with requirement(exit_req):
+            assert raised is planted[0], (
+                f"{exit_req}: the body raised {planted[0]!r} but the context let out {raised!r}"
+            )
+    with requirement("DL-18"):
+        assert default_after == default_device, (
+            f"DL-18: the context left the default device {default_after}, was {default_device}"
+        )
 
     exit_params = dict(module.named_parameters())
-    assert set(exit_params) == set(at_body_end), (
-        f"DL-14: the context changed which parameters exist: {sorted(at_body_end)} -> {sorted(exit_params)}"
-    )
+    with requirement("DL-14"):
+        assert set(exit_params) == set(at_body_end), (
+            f"DL-14: the context changed which parameters exist: {sorted(at_body_end)} -> {sorted(exit_params)}"
+        )
     for name, param in exit_params.items():
-        final = at_body_end[name]
-        if name in on_cpu:  # before the snapshot, which needs strided data
+        if name not in at_body_end:  # DL-14's failure, above; nothing to compare it with
+            continue
+        _check_restored(
+            name, param, at_body_end[name], name in on_cpu, name in overlapping, pinned, body, target, entered, at_entry
+        )
+    for name, buffer in module.named_buffers():
+        with requirement("DL-3"):
+            assert (buffer.device, buffer.data_ptr()) == buffers[name], f"DL-3: buffer {name} was moved at exit"
+
+
+def _check_restored(
+    name: str,
+    param: torch.nn.Parameter,
+    final: Snapshot,
+    was_on_cpu: bool,
+    overlapping: bool,
+    pinned: bool,
+    body: lst.Body,
+    target: torch.device,
+    entered: dict[str, torch.nn.Parameter],
+    at_entry: dict[str, Snapshot],
+) -> None:
+    """One parameter after exit, each clause its own check: a failure of one (a wrong stride)
+    leaves the others (the bytes, the pinning) observable."""
+    if was_on_cpu:  # before the snapshot, which needs strided data
+        with requirement("DL-17"):
             assert param.layout == torch.strided, f"DL-17: {name} was restored with layout {param.layout}"
-        now = Snapshot.of(param)
-        if name in on_cpu:
-            under = f" under default device {target}" if body.default_device else ""
-            # A parameter the body registered under a recorded name is DL-15's case of DL-10.
-            restored = "DL-10" if param is entered.get(name) else "DL-15"
-            assert now.device.type == "cpu", f"{restored}: {name} ({final.describe()}) ended on {now.device}{under}"
-            if name in overlapping:
-                assert (now.size, now.dtype) == (final.size, final.dtype) and is_dense(param.data), (
-                    f"DL-16: {name}, left overlapping ({final.describe()}), was restored as {now.describe()}"
-                )
-                assert now.content == final.content, f"DL-16: {name} restored with other values ({final.describe()})"
-            else:
-                assert (now.size, now.stride, now.dtype) == (final.size, final.stride, final.dtype), (
-                    f"DL-11: {name} was restored as {now.describe()}, the body left {final.describe()}"
-                )
-                assert now.content == final.content, f"DL-12: {name} restored with other bytes ({final.describe()})"
-            if param.untyped_storage().nbytes() > 0:
-                assert param.is_pinned() == pinned, (
-                    f"DL-5: {name} restored with is_pinned()={param.is_pinned()}, pinned memory available={pinned}"
-                )
-        else:
-            requirement = "DL-3" if name in at_entry else "DL-6"
+        if param.layout != torch.strided:
+            stop_example("DL-17")
+    now = Snapshot.of(param)
+    if not was_on_cpu:
+        req_id = "DL-3" if name in at_entry else "DL-6"
+        with requirement(req_id):
             assert now.data_ptr == final.data_ptr and now.device == final.device, (
-                f"{requirement}: {name} was not recorded on CPU at entry but was moved on exit: "
+                f"{req_id}: {name} was not recorded on CPU at entry but was moved on exit: "
                 f"{final.describe()} -> {now.describe()}"
             )
-    for name, buffer in module.named_buffers():
-        assert (buffer.device, buffer.data_ptr()) == buffers[name], f"DL-3: buffer {name} was moved at exit"
+        return
+    under = f" under default device {target}" if body.default_device else ""
+    # A parameter the body registered under a recorded name is DL-15's case of DL-10.
+    restored = "DL-10" if param is entered.get(name) else "DL-15"
+    with requirement(restored):
+        assert now.device.type == "cpu", f"{restored}: {name} ({final.describe()}) ended on {now.device}{under}"
+    if overlapping:
+        with requirement("DL-16"):
+            assert (now.size, now.dtype) == (final.size, final.dtype) and is_dense(param.data), (
+                f"DL-16: {name}, left overlapping ({final.describe()}), was restored as {now.describe()}"
+            )
+        with requirement("DL-16"):
+            assert now.content == final.content, f"DL-16: {name} restored with other values ({final.describe()})"
+    else:
+        with requirement("DL-11"):
+            assert (now.size, now.stride, now.dtype) == (final.size, final.stride, final.dtype), (
+                f"DL-11: {name} was restored as {now.describe()}, the body left {final.describe()}"
+            )
+        with requirement("DL-12"):
+            assert now.content == final.content, f"DL-12: {name} restored with other bytes ({final.describe()})"
+    # Pinning is a property of host memory: on another device DL-10's failure says it all.
+    if now.device.type == "cpu" and param.untyped_storage().nbytes() > 0:
+        with requirement("DL-5"):
+            assert param.is_pinned() == pinned, (
+                f"DL-5: {name} restored with is_pinned()={param.is_pinned()}, pinned memory available={pinned}"
+            )
 
 
 class no_error:
@@ -225,10 +271,13 @@ def check_failed_move_is_undone(
     before = {name: Snapshot.of(p) for name, p in module.named_parameters()}
     with expect_raises(PlantedError, "DL-7", f"moving {doomed} failed"):
         with device_loading_context(module, target):
-            pytest.fail("DL-7: the body ran although a parameter failed to move")
+            with requirement("DL-7"):
+                pytest.fail("DL-7: the body ran although a parameter failed to move")
     for name, param in module.named_parameters():
-        assert param.device.type == "cpu", f"DL-7: moving {doomed} failed, and {name} was left on {param.device}"
-        assert raw_bytes(param) == before[name].content, f"DL-7: {name} changed value"
+        with requirement("DL-7"):
+            assert param.device.type == "cpu", f"DL-7: moving {doomed} failed, and {name} was left on {param.device}"
+        with requirement("DL-7"):
+            assert raw_bytes(param) == before[name].content, f"DL-7: {name} changed value"
 
 
 def storage_bytes(tensor: torch.Tensor) -> torch.Tensor:
@@ -257,7 +306,8 @@ def check_original_storages(
             _check_reuse(name, param, originals, storage_of, at_body_end[name], pinned)
             continue
         taken = sorted(other for other, other_ptr in storage_of.items() if other_ptr == ptr and other != name)
-        assert not taken, f"DL-19: {name} was restored into the original host storage of {', '.join(taken)}"
+        with requirement("DL-19"):
+            assert not taken, f"DL-19: {name} was restored into the original host storage of {', '.join(taken)}"
     for name, original in originals.items():
         expected = storages_at_entry[name]
         if name in reused:  # its view holds the body's values now (checked above); nothing else may change
@@ -265,10 +315,11 @@ def check_original_storages(
                 expected.untyped_storage(), original.storage_offset(), original.size(), original.stride()
             )
             view.copy_(original)
-        assert torch.equal(storage_bytes(original), expected), (
-            f"DL-19: the original host storage of {name} was written"
-            + (" outside its view" if name in reused else ", though its values did not go back there")
-        )
+        with requirement("DL-19"):
+            assert torch.equal(storage_bytes(original), expected), (
+                f"DL-19: the original host storage of {name} was written"
+                + (" outside its view" if name in reused else ", though its values did not go back there")
+            )
 
 
 def _check_reuse(
@@ -283,19 +334,24 @@ def _check_reuse(
     original = originals[name]
     event("DL-19: the original host storage was reused")
     kept = (tuple(original.size()), tuple(original.stride()), original.dtype)
-    assert (final.size, final.stride, final.dtype) == kept, (
-        f"DL-19: {name} was restored into its original storage, but the body left {final.describe()}"
-    )
-    assert original.is_pinned() == pinned, (
-        f"DL-19: {name} was restored into original storage with is_pinned()={original.is_pinned()}, "
-        f"pinned memory available={pinned}"
-    )
+    with requirement("DL-19"):
+        assert (final.size, final.stride, final.dtype) == kept, (
+            f"DL-19: {name} was restored into its original storage, but the body left {final.describe()}"
+        )
+    with requirement("DL-19"):
+        assert original.is_pinned() == pinned, (
+            f"DL-19: {name} was restored into original storage with is_pinned()={original.is_pinned()}, "
+            f"pinned memory available={pinned}"
+        )
     sharing = sorted(other for other, ptr in storage_of.items() if ptr == storage_of[name] and other != name)
-    assert not sharing, (
-        f"DL-19: {name} was restored into its original storage, which {', '.join(sharing)} also had at entry"
-    )
+    with requirement("DL-19"):
+        assert not sharing, (
+            f"DL-19: {name} was restored into its original storage, which {', '.join(sharing)} also had at entry"
+        )
     where = (param.storage_offset(), tuple(param.size()), tuple(param.stride()))
-    assert where == (original.storage_offset(), *kept[:2]), (
-        f"DL-19: {name} reuses the original storage at offset/size/stride {where}, not the original view's"
-    )
-    assert raw_bytes(original) == final.content, f"DL-19: views of {name}'s original storage miss the body's values"
+    with requirement("DL-19"):
+        assert where == (original.storage_offset(), *kept[:2]), (
+            f"DL-19: {name} reuses the original storage at offset/size/stride {where}, not the original view's"
+        )
+    with requirement("DL-19"):
+        assert raw_bytes(original) == final.content, f"DL-19: views of {name}'s original storage miss the body's values"
