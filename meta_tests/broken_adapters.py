@@ -7,7 +7,9 @@ returns a dict from ``model_config``; ``NO_SUPPORTS_QUANT`` lacks ``SupportsQuan
 ``NO_APPLY_MAPPER`` names an apply-mapper method the quantization config lacks (so one of
 QC-2's two tests cannot run); ``FAULTY`` fails in its own code (a NameError) when
 ``set_default_torch_dtype`` is called; ``NO_RESTORE`` wraps the reference implementation's ``device_loading_context``
-so that parameters are never restored.
+so that parameters are never restored; ``STRIDES_LOST`` restores them with contiguous strides
+(vLLM 0.32/0.33's ``empty_like``: DL-11 only); ``NO_QUANT_MIXTRAL`` drops the quantized-Mixtral
+special case (AR-2 only).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 from loaderspec.adapter import Adapter, NotProvided
 from loaderspec.adapters.reference import ADAPTER as REFERENCE
 from loaderspec.adapters.reference import ReferenceAdapter
@@ -126,6 +129,63 @@ class NoRestoreAdapter(_Delegating):
         return super().lookup(name)
 
 
+class StridesLostAdapter(_Delegating):
+    """Restores each recorded parameter with contiguous strides, as vLLM 0.32/0.33's
+    ``torch.empty_like`` restore does: breaks DL-11 and nothing else."""
+
+    name = "strides-lost"
+
+    def lookup(self, name: str) -> Any:
+        real = super().lookup(name)
+        if name != "device_loading_context":
+            return real
+
+        @contextlib.contextmanager
+        def device_loading_context(module: Any, target_device: Any) -> Iterator[Any]:
+            # The original host storages: a restore into one of them (DL-19) keeps its view.
+            recorded = {
+                n: p.untyped_storage().data_ptr() for n, p in module.named_parameters() if p.device.type == "cpu"
+            }
+            try:
+                with real(module, target_device) as yielded:
+                    yield yielded
+            finally:
+                if isinstance(target_device, torch.device) and target_device.type != "cpu":
+                    for n, parameter in module.named_parameters():
+                        data = parameter.data
+                        if n not in recorded or data.device.type != "cpu" or data.is_contiguous():
+                            continue
+                        if data.untyped_storage().data_ptr() == recorded[n]:
+                            continue
+                        fresh = torch.empty(data.shape, dtype=data.dtype, device="cpu", pin_memory=data.is_pinned())
+                        parameter.data = fresh.copy_(data)
+
+        return device_loading_context
+
+
+class NoQuantMixtralAdapter(_Delegating):
+    """Resolves a quantized Mixtral as if unquantized (upstream removed the special case):
+    breaks AR-2 and nothing else."""
+
+    name = "no-quant-mixtral"
+
+    def lookup(self, name: str) -> Any:
+        real = super().lookup(name)
+        if name != "get_model_architecture":
+            return real
+
+        def get_model_architecture(model_config: Any) -> Any:
+            quantization = model_config.quantization
+            if "MixtralForCausalLM" in (model_config.hf_config.architectures or []):
+                model_config.quantization = None
+            try:
+                return real(model_config)
+            finally:
+                model_config.quantization = quantization
+
+        return get_model_architecture
+
+
 CRASHING = CrashingAdapter()
 HANGING = HangingAdapter()
 HOOKLESS = HooklessAdapter()
@@ -134,3 +194,5 @@ NO_SUPPORTS_QUANT = NoSupportsQuantAdapter()
 NO_APPLY_MAPPER = NoApplyMapperAdapter()
 FAULTY = FaultyAdapter()
 NO_RESTORE = NoRestoreAdapter()
+STRIDES_LOST = StridesLostAdapter()
+NO_QUANT_MIXTRAL = NoQuantMixtralAdapter()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import textwrap
 from collections import defaultdict
 from typing import Any
 
@@ -44,18 +44,29 @@ def _failure_summary(result: TestResult) -> str:
     return "\n".join("    " + line for line in keep[:60])
 
 
-def _print_failures(results: list[TestResult]) -> None:
+def _print_failures(results: list[TestResult], judgement: Judgement) -> None:
     failures = [r for r in results if r.outcome in ("failed", "error", "crashed") and r.expected_failure is None]
     if failures:
         print("\nUnexpected failures")
     for result in failures:
         print(f"\n  {result.nodeid} [{', '.join(result.unexcused or result.failing_requirements())}] {result.outcome}")
-        print(_failure_summary(result))
-        print(f"  reproduce: {result.reproduction}")
-        blob = re.search(r"@reproduce_failure\([^)]*\)", result.message)
-        if blob:
-            where = result.nodeid.split("::")[0]
-            print(f"    (or add {blob.group(0)} to {result.nodeid.split('::')[-1].split('[')[0]} in {where})")
+        if not result.judged_by_checks:
+            print(_failure_summary(result))
+            print(f"  reproduce: {result.reproduction}")
+            continue
+        for finding in result.findings:
+            if finding["requirement"] not in result.unexcused:
+                continue
+            print(f"    {finding['requirement']}: {finding['line']}")
+            if finding.get("example"):
+                print(textwrap.indent(finding["example"], "        "))
+            print(f"      reproduce: {result.reproduction} --requirement {finding['requirement']}")
+        stop = result.stopped
+        if stop is not None:
+            print(f"    stopped outside any requirement's check: {stop['line']}")
+            if stop.get("example"):
+                print(textwrap.indent(stop["example"], "        "))
+            print(f"      reproduce: {result.reproduction}")
     adapter_errors = [r for r in results if r.outcome == "adapter error"]
     if adapter_errors:
         print("\nAdapter errors (raised from the adapter's own code: fix the adapter, not the implementation)")
@@ -90,7 +101,8 @@ def _print_scope(judgement: Judgement, settings: Any) -> None:
         print(f"  {', '.join(ids)}: {names}")
     inconclusive = [v for v in must if v.verdict == "inconclusive"]
     if inconclusive:
-        print("\nInconclusive (not part of a PASS: their tests stopped at another requirement's failure first)")
+        print("\nInconclusive (the implementation stopped their checks before they could be made; INCOMPLETE")
+        print("unless --allow-inconclusive)")
     for v in inconclusive:
         print(f"  {v.id}: {v.reason}")
     unchecked = [v for v in must if v.verdict == "unchecked"]
@@ -113,7 +125,7 @@ def _print_warnings(judgement: Judgement) -> None:
 def print_results(
     results: list[TestResult], judgement: Judgement, settings: Any, elapsed: float, notes: list[str]
 ) -> None:
-    _print_failures(results)
+    _print_failures(results, judgement)
     print("\nRequirements\n")
     print(render_table(judgement.verdicts))
     print()

@@ -9,19 +9,23 @@ parent (:mod:`loaderspec.conform.runner`) reads the stream even if the child die
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
 import signal
 import sys
 import time
+import unittest
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.runner import runtestprotocol
 
-from loaderspec.adapter import NotProvided, load_adapter
+from loaderspec.adapter import HOOKS, OPTIONAL_HOOKS, NotProvided, load_adapter
+from loaderspec.support import checks
 
 # "60 passing examples, 0 failing examples" (older Hypothesis) or "60 passing, 0 failing"
 _EXAMPLES = re.compile(r"(\d+) passing(?: examples?)?, (?:and )?(\d+) failing")
@@ -32,6 +36,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--loaderspec-events", default=None, help="write JSON-lines test events to this file")
     group.addoption("--loaderspec-timeout", type=float, default=0, help="seconds before a test is stopped (0: never)")
     group.addoption("--loaderspec-check-adapter", action="store_true", help="check the adapter before any test")
+    group.addoption(
+        "--loaderspec-only",
+        default="",
+        help="comma-separated requirement IDs: only tests citing one run, other requirements' checks set aside",
+    )
+    group.addoption(
+        "--loaderspec-set-aside", default="", help="comma-separated requirement IDs whose failures are swallowed"
+    )
 
 
 class _Events:
@@ -52,10 +64,20 @@ _adapter_files: frozenset[str] = frozenset()
 _collected_before_selection = 0
 
 
+_only: frozenset[str] | None = None
+_set_aside_first: frozenset[str] = frozenset()
+
+
+def _ids(option: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in option.split(",") if part.strip())
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    global _events, _timeout, _adapter_files
+    global _events, _timeout, _adapter_files, _only, _set_aside_first
     path = config.getoption("--loaderspec-events")
     _timeout = config.getoption("--loaderspec-timeout") or 0
+    _only = _ids(config.getoption("--loaderspec-only")) or None
+    _set_aside_first = _ids(config.getoption("--loaderspec-set-aside"))
     if path:
         _events = _Events(path)
         _adapter_files = adapter_files(config.getoption("--impl", None))
@@ -95,10 +117,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Count the tests before -k deselects any, to explain a -k that selects nothing."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Count the tests before -k deselects any, to explain a -k that selects nothing; with
+    --loaderspec-only, deselect the tests that cite none of its requirements."""
     global _collected_before_selection
     _collected_before_selection = len(items)
+    if _only is not None:
+        kept = [item for item in items if _only & set(_requirements(item))]
+        dropped = [item for item in items if item not in kept]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -162,16 +191,127 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if _events is not None:
         _events.write(event="start", nodeid=item.nodeid)
     try:
-        return (yield)
+        result = yield
+        if _events is not None:
+            _learn_past_failures(item, nextitem)
+        return result
     finally:
         _current = None
         if _events is not None:
             _events.write(event="end", nodeid=item.nodeid)
 
 
+_ERROR = pytest.StashKey[BaseException | None]()
+"""The exception the call phase of the item's latest run failed with (None: it did not fail)."""
+_rerunning = False
+
+
+def _learn_past_failures(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After a failure, run the test again with the failed requirements set aside, until it
+    passes, stops outside any requirement's check, or shows nothing new: so one requirement's
+    failure never hides another's verdict. Each requirement found gets its own shrunk example."""
+    global _rerunning
+    error = item.stash.get(_ERROR, None)
+    if error is None:
+        return
+    cited = set(_requirements(item))
+    findings, stop = findings_of(error, _set_aside_first)
+    set_aside = set(_set_aside_first) | {f["requirement"] for f in findings}
+    learned: list[dict] = []
+    reruns = 0
+    while findings and stop is None and cited - set_aside:
+        item._initrequest()  # type: ignore[attr-defined]  # fresh fixtures, as pytest-rerunfailures does
+        item.stash[_ERROR] = None
+        reruns += 1
+        _rerunning = True
+        try:
+            with checks.setting_aside(frozenset(set_aside), _only):
+                runtestprotocol(item, nextitem=nextitem, log=False)
+        finally:
+            _rerunning = False
+        error = item.stash.get(_ERROR, None)
+        if error is None:
+            break
+        findings, stop = findings_of(error, set_aside)
+        findings = [f for f in findings if f["requirement"] not in set_aside]
+        learned += findings
+        set_aside |= {f["requirement"] for f in findings}
+    if reruns and _events is not None:
+        _events.write(event="findings", nodeid=item.nodeid, findings=learned, stopped=stop, reruns=reruns)
+
+
+def findings_of(error: BaseException, set_aside: set[str] | frozenset[str]) -> tuple[list[dict], dict | None]:
+    """The requirement failures in ``error`` (one per failing check Hypothesis reported), and
+    the first failure outside any requirement's check (what stopped the test), if any."""
+    findings: list[dict] = []
+    stop: dict | None = None
+    for leaf in _exception_leaves(error):
+        if isinstance(leaf, checks.RequirementFailure):
+            findings.append(
+                {
+                    "requirement": leaf.requirement,
+                    "line": leaf.line,
+                    "example": _example(leaf),
+                    "where": _where(leaf.cause),
+                    "set_aside": sorted(set_aside),
+                    "hook": _hook_in(leaf.cause),
+                }
+            )
+        elif stop is None and not isinstance(leaf, unittest.SkipTest):
+            root = _root(leaf)
+            text = str(root).strip().splitlines()
+            stop = {
+                "line": f"{type(root).__name__}: {text[0] if text else ''}".rstrip(": "),
+                "example": _example(leaf),
+                "where": _where(root),
+                "set_aside": sorted(set_aside),
+                "hook": _hook_in(root),
+                "adapter": _raised_in_adapter(root),
+            }
+    return findings, stop
+
+
+def _exception_leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _exception_leaves(inner)]
+    return [error]
+
+
+def _example(error: BaseException) -> str:
+    """Hypothesis' shrunk example (its notes), without the hint to edit the suites' source."""
+    notes = [n for n in getattr(error, "__notes__", []) if "reproduce_failure" not in n]
+    return "\n".join(notes).strip()
+
+
+def _where(error: BaseException) -> str:
+    """file:line of the innermost frame of ``error``'s traceback (where it was raised)."""
+    traceback = error.__traceback__
+    if traceback is None:
+        return ""
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return f"{traceback.tb_frame.f_code.co_filename}:{traceback.tb_lineno}"
+
+
+_HOOK_NAMES = frozenset((*HOOKS, *OPTIONAL_HOOKS))
+
+
+def _hook_in(error: BaseException) -> str | None:
+    """The adapter hook ``error`` (or what it was raised from) passed through, if any: then the
+    failure is in the test's preparation, not in the call under test."""
+    for link in _chain(error):
+        traceback = link.__traceback__
+        while traceback is not None:
+            code = traceback.tb_frame.f_code
+            if code.co_name in _HOOK_NAMES and str(Path(code.co_filename).resolve()) in _adapter_files:
+                return code.co_name
+            traceback = traceback.tb_next
+    return None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    with _noting_not_provided(item):
+    with _noting_not_provided(item), _set_aside_ends_quietly(item), _first_run_settings():
         if not _timeout:
             return (yield)
         previous = signal.signal(signal.SIGALRM, _on_alarm)
@@ -182,6 +322,41 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def _first_run_settings() -> Iterator[None]:
+    """--loaderspec-set-aside and --loaderspec-only in the first run (reruns set their own)."""
+    if _rerunning or (not _set_aside_first and _only is None):
+        yield
+        return
+    with checks.setting_aside(_set_aside_first, _only):
+        yield
+
+
+@contextlib.contextmanager
+def _set_aside_ends_quietly(item: pytest.Item) -> Iterator[None]:
+    """A SetAside ends its example as uninformative: inside Hypothesis' inner test (so it is not
+    a failure to shrink), or around a plain test."""
+    hypothesis: Any = getattr(getattr(item, "obj", None), "hypothesis", None)
+    inner = getattr(hypothesis, "inner_test", None)
+    if inner is None:
+        with contextlib.suppress(checks.SetAside):
+            yield
+        return
+
+    @functools.wraps(inner)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return inner(*args, **kwargs)
+        except checks.SetAside:
+            return None
+
+    hypothesis.inner_test = quiet
+    try:
+        yield
+    finally:
+        hypothesis.inner_test = inner
 
 
 @pytest.hookimpl(wrapper=True)
@@ -234,6 +409,8 @@ def _skip_kind(item: pytest.Item, error: BaseException | None) -> str:
 def _root(error: BaseException) -> BaseException:
     """The exception a test failure is about: ``pytest.fail`` from the suites' ``expect_*``
     helpers wraps the implementation's exception, which it was raised while handling."""
+    if isinstance(error, checks.RequirementFailure):
+        error = error.cause
     while isinstance(error, pytest.fail.Exception) and error.__context__ is not None:
         error = error.__context__
     return error
@@ -277,11 +454,15 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if _events is None:
+    if report.when == "call":
+        item.stash[_ERROR] = call.excinfo.value if call.excinfo is not None and report.failed else None
+    if _events is None or _rerunning:
         return report
     interesting = report.when == "call" or not report.passed
     if interesting:
         outcome, message = _outcome(item, report, call)
+        error = call.excinfo.value if call.excinfo is not None and report.failed else None
+        findings, stop = findings_of(error, _set_aside_first) if error is not None else ([], None)
         _events.write(
             event="result",
             nodeid=item.nodeid,
@@ -291,6 +472,8 @@ def pytest_runtest_makereport(
             duration=round(report.duration, 4),
             examples=_examples(item) if report.when == "call" else None,
             message=message,
+            findings=findings,
+            stopped=stop,
             time=time.time(),
         )
     return report

@@ -40,6 +40,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from loaderspec.conform.requirements import Requirement
 from loaderspec.conform.xfails import Xfail
@@ -85,7 +86,7 @@ EXIT_STATUSES = {
     0: "PASS: every MUST requirement in scope was checked and passed or failed as expected",
     1: "FAIL: a MUST requirement failed unexpectedly or passed unexpectedly (--require-all: or is not provided)",
     2: "bad input, refused before any test ran (options, expected-failure file, a broken adapter)",
-    3: "INCOMPLETE: no failure, but this machine left a MUST requirement unchecked",
+    3: "INCOMPLETE: no failure, but a MUST requirement was left unchecked by this machine, or inconclusive",
     4: "ADAPTER ERROR: a failure came from the adapter's own code, not the implementation",
     130: "interrupted (SIGINT, Ctrl-C)",
     143: "terminated (SIGTERM)",
@@ -108,6 +109,27 @@ class TestResult:
     """The requirements of this failure no expected-failure entry excuses."""
     excused_by: list[Xfail] = field(default_factory=list)
     """The expected-failure entries that excuse (some of) its error lines."""
+    findings: list[dict] = field(default_factory=list)
+    """One per failing requirement check: {requirement, line, example, where, set_aside, hook}
+    (the plugin reads the ID from the failure, never from its text)."""
+    stopped: dict | None = None
+    """The failure outside any requirement's check that ended the test, if any:
+    {line, example, where, set_aside, hook, adapter}."""
+    reruns: int = 0
+    """How often the test was run again with the requirements already found failing set aside."""
+
+    @property
+    def judged_by_checks(self) -> bool:
+        """Whether the failure's requirements are known as data (findings), not from its text."""
+        return self.outcome in IMPLEMENTATION_FAILURES and bool(self.findings or self.stopped)
+
+    def claims(self) -> list[tuple[str, str]]:
+        """(requirement, error line) for each thing this failure says about a requirement: each
+        finding; a stop counts against the requirement of a test that cites only one."""
+        pairs = [(f["requirement"], f["line"]) for f in self.findings if f["requirement"] in self.requirements]
+        if self.stopped is not None and len(self.requirements) == 1 and not self.stopped.get("hook"):
+            pairs.append((self.requirements[0], self.stopped["line"]))
+        return pairs
 
     @property
     def failing(self) -> bool:
@@ -121,7 +143,10 @@ class TestResult:
         return 1 if self.outcome in ("passed", *IMPLEMENTATION_FAILURES, "adapter error") else 0
 
     def failing_requirements(self) -> list[str]:
-        """The cited requirements this failure is about: those its message names, else all."""
+        """The cited requirements this failure is about: its findings' (plus the only one a
+        stopped single-requirement test cites); without findings, those its message names, else all."""
+        if self.judged_by_checks:
+            return sorted({requirement for requirement, _ in self.claims()})
         named = [r for line in error_lines(self.message) for r in _named(line, self.requirements)]
         return sorted(set(named)) or list(self.requirements)
 
@@ -129,6 +154,9 @@ class TestResult:
         """The error lines that state this failure: those naming a requirement it cites (the
         suites' messages lead with the ID; other error lines repeat a chained exception),
         else every error line, else the message's first line."""
+        if self.judged_by_checks:
+            claimed = [line for _, line in self.claims()]
+            return claimed or [self.stopped["line"]] if self.stopped else claimed
         lines = error_lines(self.message)
         naming = [line for line in lines if _named(line, self.requirements)]
         return naming or lines or self.message.strip().splitlines()[:1] or [self.outcome]
@@ -172,6 +200,12 @@ class RequirementVerdict:
     expected_failure: Xfail | None = None
     reason: str = ""
     """Why the verdict is not "passed": the missing names, the machine's reason, the entry's reason."""
+    example: str = ""
+    """For a failure: the shrunk example of its first failing check (Hypothesis' notes)."""
+    failed_test: str = ""
+    """For a failure: the test whose check failed (the reproduction command selects it)."""
+    reproduction: str = ""
+    """For a failure: the command that checks just this requirement in that test."""
 
 
 @dataclass
@@ -196,6 +230,17 @@ def excuse(results: list[TestResult], xfails: list[Xfail]) -> None:
             continue
         used: list[Xfail] = []
         unexcused: set[str] = set()
+        if result.judged_by_checks:
+            for requirement, line in result.claims():
+                entry = next((x for x in xfails if x.excuses(requirement, result.nodeid, line)), None)
+                if entry is None:
+                    unexcused.add(requirement)
+                else:
+                    used.append(entry)
+            result.unexcused, result.excused_by = sorted(unexcused), used
+            if used and not unexcused:
+                result.expected_failure = used[0]
+            continue
         for line in result.statements():
             for requirement in _named(line, result.requirements) or result.failing_requirements():
                 entry = next((x for x in xfails if x.excuses(requirement, result.nodeid, line)), None)
@@ -210,6 +255,12 @@ def excuse(results: list[TestResult], xfails: list[Xfail]) -> None:
 
 def _attributed(result: TestResult, req_id: str) -> str:
     """What ``result`` says about ``req_id``."""
+    if result.judged_by_checks:
+        if req_id in result.failing_requirements():
+            return "failed" if req_id in result.unexcused else "expected failure"
+        if result.stopped is None:
+            return "passed"  # its checks all ran, the failing requirements' set aside
+        return "unchecked" if result.stopped.get("hook") else "inconclusive"
     if result.outcome in IMPLEMENTATION_FAILURES:
         if req_id not in result.failing_requirements():
             return "inconclusive"
@@ -225,15 +276,59 @@ def _reason(verdict: str, cited: list[TestResult], req_id: str, entry: Xfail | N
     if verdict == "not provided":
         return ", ".join(sorted({missing_name(r.message) for r in cited if r.outcome == "not provided"}))
     if verdict == "unchecked":
+        hooked = [r for r in cited if r.judged_by_checks and r.stopped and r.stopped.get("hook")]
+        if hooked and not any(r.outcome in UNCHECKED for r in cited):
+            stop = hooked[0].stopped or {}
+            hook = stop["hook"]
+            return f"the adapter's {hook}() hook raised, from the implementation or its environment: {stop['line']}"
         return next((r.first_line() for r in cited if r.outcome in UNCHECKED), "")
     if verdict in ("expected failure", "unexpected pass") and entry is not None:
         return entry.reason
     if verdict == "inconclusive":
+        stops = [r for r in cited if r.judged_by_checks and r.stopped and _attributed(r, req_id) == "inconclusive"]
+        if stops:
+            return _stop_reason(stops[0])
         others = {o for r in cited if r.outcome in IMPLEMENTATION_FAILURES for o in r.failing_requirements()}
         return "stopped at " + ", ".join(sorted(others - {req_id}))
     if verdict in ("failed", "adapter error"):
-        return next((r.first_line() for r in cited if _attributed(r, req_id) == verdict), "")
+        for r in cited:
+            if _attributed(r, req_id) != verdict:
+                continue
+            if r.judged_by_checks:
+                return next((line for claimed, line in r.claims() if claimed == req_id), r.first_line())
+            return r.first_line()
+        return ""
+    if verdict == "passed":
+        missing = sorted({missing_name(r.message) for r in cited if r.outcome == "not provided"})
+        if missing:
+            return "passed where checked; not provided: " + ", ".join(missing)
     return ""
+
+
+def _stop_reason(result: TestResult) -> str:
+    """Which behaviour of the implementation made a requirement unobservable, and where."""
+    stop = result.stopped or {}
+    where = Path(stop.get("where", "")).name if stop.get("where") else ""
+    aside = stop.get("set_aside") or []
+    after = f" (with {', '.join(aside)} set aside)" if aside else ""
+    test = result.nodeid.split("::")[-1]
+    return f"{test} stopped{after} outside any requirement's check: {stop.get('line', '')}" + (
+        f" at {where}" if where else ""
+    )
+
+
+def _failure_detail(cited: list[TestResult], req_id: str) -> tuple[str, str]:
+    """(the shrunk example, the test) of ``req_id``'s first unexcused failure."""
+    for result in cited:
+        if _attributed(result, req_id) not in ("failed", "expected failure"):
+            continue
+        for finding in result.findings:
+            if finding["requirement"] == req_id:
+                return finding.get("example", ""), result.nodeid
+        if result.stopped is not None:
+            return result.stopped.get("example", ""), result.nodeid
+        return "", result.nodeid
+    return "", ""
 
 
 def _entry_status(entry: Xfail, results: list[TestResult]) -> str:
@@ -261,7 +356,10 @@ def judge(results: list[TestResult], requirements: dict[str, Requirement], xfail
     for requirement in requirements.values():
         cited = [r for r in results if requirement.id in r.requirements]
         outcomes = [_attributed(r, requirement.id) for r in cited]
-        worst = min(outcomes, key=VERDICT_ORDER.index) if outcomes else "not selected"
+        # A test that lacks a name says nothing against what another test checked: the verdict
+        # is what was checked, and the reason says what was not provided.
+        checked = [o for o in outcomes if o != "not provided"] or outcomes
+        worst = min(checked, key=VERDICT_ORDER.index) if checked else "not selected"
         entries = [x for x in xfails if x.id == requirement.id]
         if worst in ("passed", "expected failure") and any(x in unexpected for x in entries):
             worst = "unexpected pass"
@@ -278,6 +376,8 @@ def judge(results: list[TestResult], requirements: dict[str, Requirement], xfail
                 reason=_reason(worst, cited, requirement.id, entry),
             )
         )
+        if worst in ("failed", "expected failure"):
+            verdicts[-1].example, verdicts[-1].failed_test = _failure_detail(cited, requirement.id)
     stale = [entry for entry, s in status.items() if s == "stale"]
     return Judgement(verdicts, stale, unexpected)
 
@@ -294,7 +394,9 @@ def _ids(verdicts: list[RequirementVerdict]) -> str:
     return shown + (f" and {len(verdicts) - 12} more" if len(verdicts) > 12 else "")
 
 
-def run_verdict(results: list[TestResult], judgement: Judgement, *, require_all: bool = False) -> RunVerdict:
+def run_verdict(
+    results: list[TestResult], judgement: Judgement, *, require_all: bool = False, allow_inconclusive: bool = False
+) -> RunVerdict:
     """The run's verdict: FAIL > ADAPTER ERROR > INCOMPLETE > PASS, over MUST requirements
     (SHOULD and MAY failures are warnings). Failures no requirement is cited for (a suite
     module that cannot be imported) fail the run too. A PASS names its scope: requirements
@@ -316,8 +418,17 @@ def run_verdict(results: list[TestResult], judgement: Judgement, *, require_all:
     if by["adapter error"]:
         return RunVerdict("ADAPTER ERROR", 4, f"ADAPTER ERROR in {_ids(by['adapter error'])}: fix the adapter")
     unchecked = by["unchecked"]
-    if unchecked or not results:
-        what = f"{len(unchecked)} MUST requirement(s) left unchecked: {_ids(unchecked)}" if results else "no test ran"
+    inconclusive = [] if allow_inconclusive else by["inconclusive"]
+    if unchecked or inconclusive or not results:
+        parts = []
+        if unchecked:
+            parts.append(f"{len(unchecked)} MUST requirement(s) left unchecked: {_ids(unchecked)}")
+        if inconclusive:
+            parts.append(
+                f"{len(inconclusive)} MUST requirement(s) inconclusive (the implementation stopped their checks; "
+                f"--allow-inconclusive accepts that): {_ids(inconclusive)}"
+            )
+        what = "; ".join(parts) if results else "no test ran"
         return RunVerdict("INCOMPLETE", 3, f"INCOMPLETE: {what}")
     in_scope = [v for v in verdicts if v.verdict != "not selected"]
     checked = [v for v in in_scope if v.verdict not in ("not provided", "unchecked", "inconclusive")]

@@ -117,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     add("--write-xfails", type=Path, default=None, help="write the failures seen as an expected-failure file")
     add("--force", action="store_true", help="let --write-xfails overwrite an existing file")
     add("--require-all", action="store_true", help="a MUST requirement not provided fails the run")
+    add(
+        "--requirement",
+        dest="only",
+        default=None,
+        metavar="ID[,ID...]",
+        help="check only these requirements: tests citing none are not run, other requirements' checks set aside",
+    )
+    add(
+        "--allow-inconclusive",
+        action="store_true",
+        help="a MUST requirement the implementation left inconclusive does not make the run INCOMPLETE",
+    )
     add("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds before a hanging test is stopped (300)")
     deaths = "test-process deaths (crash, timeout) before the rest is left not run (5)"
     add("--max-crashes", type=int, default=DEFAULT_MAX_CRASHES, help=deaths)
@@ -145,6 +157,8 @@ def validate_options(args: argparse.Namespace) -> None:
         raise BadInput("-k is empty; give a pytest -k expression such as test_device_state_is_restored")
     if args.keyword is not None:
         _check_keyword(args.keyword)
+    if args.only is not None:
+        _check_only(args.only)
     if args.force and args.write_xfails is None:
         raise BadInput("--force only lets --write-xfails overwrite a file; give --write-xfails FILE, or drop --force")
     check_output_paths(args)
@@ -161,6 +175,16 @@ def _check_keyword(keyword: str) -> None:
     except (SyntaxError, ValueError) as error:  # pytest 9 raises SyntaxError (ParseError before)
         message = error.msg if isinstance(error, SyntaxError) else str(error)
         raise BadInput(f"-k {keyword!r} is not a pytest -k expression: {message}") from error
+
+
+def _check_only(only: str) -> None:
+    ids = [part.strip() for part in only.split(",") if part.strip()]
+    if not ids:
+        raise BadInput("--requirement is empty; give requirement IDs such as DL-12 or DL-11,DL-12")
+    known = load_requirements()
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise BadInput(f"--requirement {', '.join(unknown)}: not a requirement of spec {SPEC_VERSION} (e.g. DL-12)")
 
 
 def check_output_paths(args: argparse.Namespace) -> None:
@@ -249,6 +273,8 @@ def _child_command(settings: Settings, events: Path, workdir: Path, deselect: li
         command.append(f"--hypothesis-seed={settings.seed}")
     if args.keyword:
         command += ["-k", args.keyword]
+    if args.only:
+        command += ["--loaderspec-only", args.only]
     return command + [f"--deselect={nodeid}" for nodeid in deselect]
 
 
@@ -276,6 +302,8 @@ def _merge(results: dict[str, TestResult], event: dict) -> None:
         duration=event["duration"],
         examples=event["examples"],
         message=event["message"],
+        findings=list(event.get("findings") or []),
+        stopped=event.get("stopped"),
     )
     current = results.get(new.nodeid)
     if current is None:
@@ -285,6 +313,17 @@ def _merge(results: dict[str, TestResult], event: dict) -> None:
     current.examples = current.examples if new.examples is None else new.examples
     if _RANK.index(new.outcome) < _RANK.index(current.outcome):
         current.outcome, current.message = new.outcome, new.message
+        current.findings, current.stopped = new.findings, new.stopped
+
+
+def _merge_findings(results: dict[str, TestResult], event: dict) -> None:
+    """What the reruns with the failed requirements set aside found."""
+    result = results.get(event["nodeid"])
+    if result is None:
+        return
+    result.findings += event.get("findings") or []
+    result.stopped = event.get("stopped")
+    result.reruns = event.get("reruns", 0)
 
 
 def _run_child(command: list[str]) -> int:
@@ -319,6 +358,8 @@ def _fold_events(run: SuiteRun, results: dict[str, TestResult], events: list[dic
             run.adapter_problems = event["problems"]
         elif event["event"] == "result":
             _merge(results, event)
+        elif event["event"] == "findings":
+            _merge_findings(results, event)
 
 
 def _record_crash(run: SuiteRun, results: dict[str, TestResult], events: list[dict], status: int) -> bool:
@@ -366,8 +407,9 @@ def run_suites(settings: Settings, workdir: Path) -> SuiteRun:
 # --- after the run ------------------------------------------------------------------
 
 
-def reproduction(result: TestResult, settings: Settings) -> str:
-    """A command that reruns just this test against the same implementation, as given."""
+def reproduction(result: TestResult, settings: Settings, requirement: str | None = None) -> str:
+    """A command that reruns just this test against the same implementation, as given; with
+    ``requirement``, checking only that requirement (the others' checks set aside)."""
     args = settings.args
     name = result.nodeid.split("::")[-1].split("[")[0]
     parts = ["loaderspec", "conform"]
@@ -381,6 +423,8 @@ def reproduction(result: TestResult, settings: Settings) -> str:
     if args.xfails:
         parts += ["--xfails", str(args.xfails.resolve())]
     parts += ["-k", name]
+    if requirement is not None:
+        parts += ["--requirement", requirement]
     return shlex.join(parts)
 
 
@@ -392,12 +436,20 @@ def current_failures(results: list[TestResult]) -> list[Xfail]:
             continue
         evidence = result.expected_failure.evidence if result.expected_failure else "TODO: link an issue or PR"
         test = result.nodeid.split("::")[-1].split("[")[0]
-        for line in result.statements():
-            for requirement in REQ_IN_MESSAGE.findall(line) or result.failing_requirements():
-                if requirement not in result.requirements:
-                    continue
-                key = (requirement, test, match_pattern(line))
-                entries.setdefault(key, Xfail(requirement, line[:200], evidence, test=test, match=key[2]))
+        claims = (
+            result.claims()
+            if result.judged_by_checks
+            else [
+                (requirement, line)
+                for line in result.statements()
+                for requirement in REQ_IN_MESSAGE.findall(line) or result.failing_requirements()
+            ]
+        )
+        for requirement, line in claims:
+            if requirement not in result.requirements:
+                continue
+            key = (requirement, test, match_pattern(line))
+            entries.setdefault(key, Xfail(requirement, line[:200], evidence, test=test, match=key[2]))
     return list(entries.values())
 
 
@@ -491,9 +543,18 @@ def execute(settings: Settings, adapter: Adapter, requirements: dict[str, Requir
             "names and their module names (test_device_loading, test_normal_exit_restores_the_default)"
         )
     judgement = judge(run.results, requirements, xfails)
-    verdict = run_verdict(run.results, judgement, require_all=settings.args.require_all)
+    verdict = run_verdict(
+        run.results,
+        judgement,
+        require_all=settings.args.require_all,
+        allow_inconclusive=settings.args.allow_inconclusive,
+    )
     for result in run.results:
         result.reproduction = reproduction(result, settings) if result.failing else ""
+    by_nodeid = {result.nodeid: result for result in run.results}
+    for verdict_ in judgement.verdicts:
+        if verdict_.failed_test in by_nodeid:
+            verdict_.reproduction = reproduction(by_nodeid[verdict_.failed_test], settings, verdict_.id)
     console.print_results(run.results, judgement, settings, elapsed, run.notes)
     report = to_json(info | {"elapsed_s": round(elapsed, 2), "notes": run.notes}, run.results, judgement, verdict)
     try:
