@@ -205,7 +205,7 @@ def render(reports: list[Report], source: str = "reports") -> str:
         "(`.ci/conform-target.sh TARGET VERSION`). A failure cell is an expected failure: the reason and the",
         "evidence (the target's source at that release, or the upstream PR) come from the target's",
         'expected-failure file. "not provided": the target has no such name, so the requirement is not checked;',
-        '"inconclusive": its tests stopped at a failure of another requirement first (outside a PASS\'s scope).',
+        '"inconclusive": the implementation stopped its checks before they could be made (the note says where).',
         "",
         "## Targets",
         "",

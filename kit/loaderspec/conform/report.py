@@ -68,13 +68,13 @@ VERDICT_ORDER = (
 """Requirement verdicts, worst first: a requirement gets the worst its tests say about it."""
 
 LEGEND = {
-    "passed": "every test citing it ran and passed",
+    "passed": "every test citing it ran and passed (failed requirements of the same test set aside)",
     "failed": "a test failed on it and no expected-failure entry excuses that failure",
     "expected failure": "it failed exactly as an entry of the expected-failure file says",
     "unexpected pass": "an expected-failure entry names it, but its tests passed: update the file",
     "adapter error": "a failure was raised from the adapter's own code: fix the adapter",
     "unchecked": "this machine could not check it (no compiler, unusable cache, timeout, crash limit)",
-    "inconclusive": "its tests stopped at a failure of another requirement first",
+    "inconclusive": "the implementation stopped its checks before they could be made (see the reason)",
     "not provided": "the implementation or the adapter lacks a name or hook one of its tests needs",
     "not selected": "no test citing it was selected (-k)",
 }
