@@ -170,16 +170,33 @@ _VOLATILE = re.compile(r"0x[0-9a-fA-F]+|torch\.\w+|\b\d|[\[\](){}'\"</]")
 _SPECIAL = re.compile(r"([.^$*+?{}\[\]\\|()])")
 
 
-def match_pattern(error_line: str, limit: int = 90) -> str:
-    """A ``match`` pattern for ``error_line``: its stable head, up to the first value that may
-    differ with the example (a number, a dtype, an address, a quoted or bracketed value)."""
-    head = error_line[:limit]
-    start = head.find(": ") + 2 if ": " in head[:40] else 0
-    start = head.find(": ", start) + 2 if re.match(r"(Failed|\w+Error): [A-Z]{2}-\d+: ", head) else start
-    volatile = _VOLATILE.search(head, pos=start)
-    if volatile:
-        head = head[: volatile.start()]
-    return _SPECIAL.sub(r"\\\1", head.rstrip())
+_EXAMPLE_VALUE = re.compile(r"0x[0-9a-fA-F]+|'[^']*'|\"[^\"]*\"|\d+")
+"""Parts of an error line that change with the example: addresses, quoted names, numbers."""
+_GENERAL = {"0x": r"0x[0-9a-fA-F]+", "'": r"'[^']*'", '"': r'"[^"]*"'}
+
+
+def match_pattern(error_line: str, limit: int = 200) -> str:
+    """A ``match`` pattern for ``error_line`` that keeps what distinguishes the failure: every
+    word of it (the observed and the expected values, ``is_pinned()=False``, ``raised`` or
+    ``returned``), with only what changes with the example generalized (the parameter's name
+    after the ID, numbers, quoted names, addresses). A different bug under the same requirement
+    states other words, so the entry does not excuse it."""
+    line = error_line[:limit]
+    head = re.match(r"(?:Failed|\w+(?:Error|Exception)): [A-Z]{2}-\d+: ", line)
+    parts = [re.escape(head.group(0))] if head else []
+    rest = line[head.end() :] if head else line
+    subject = re.match(r"([\w.]+)( .*|$)", rest)
+    if head and subject and (re.search(r"[._\d]", subject.group(1)) or subject.group(1) in ("weight", "bias")):
+        parts.append(r"[\w.]+")  # the parameter or module the example named
+        rest = subject.group(2)
+    position = 0
+    for volatile in _EXAMPLE_VALUE.finditer(rest):
+        parts.append(re.escape(rest[position : volatile.start()]))
+        token = volatile.group(0)
+        parts.append(next((pattern for start, pattern in _GENERAL.items() if token.startswith(start)), r"\d+"))
+        position = volatile.end()
+    parts.append(re.escape(rest[position:]))
+    return "".join(parts).replace("\\ ", " ")
 
 
 def _withdrawn_hint(req_id: str) -> str:
