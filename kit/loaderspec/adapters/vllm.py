@@ -1,7 +1,7 @@
 """The adapter of real vLLM (``--impl vllm``): vLLM's own model-loader utilities.
 
 Install one with ``bash .ci/install-vllm.sh VERSION VENV_DIR`` (0.9.2 = the seed's
-version, 0.10.0, 0.32.0, or 0.33.0) and run the suites from that venv. Importing this module does not
+version, 0.10.0, 0.32.0, 0.33.0 or 0.34.0) and run the suites from that venv. Importing this module does not
 import vLLM (that takes 12-15 s): the first name or hook asked for does, once.
 
 Each name is looked up where the installed vLLM keeps it (docs/upstream.md, "Where the
@@ -179,6 +179,24 @@ class VllmAdapter(Adapter):
                     self._keep_triton_check_lenient()
             self._utils = importlib.import_module(UTILS_MODULE)
         return importlib.import_module(module)
+
+    @staticmethod
+    def _keep_triton_check_lenient() -> None:
+        """Workaround (vLLM 0.34.0, generic ``vllm`` wheel on an x86 CPU): let VllmConfig be built.
+
+        0.34's CpuPlatform.check_and_update_config raises "vLLM on x86 CPUs requires Triton
+        (triton-cpu)" when ``vllm.triton_utils.HAS_TRITON`` is False (vllm/platforms/cpu.py
+        L242-243 at v0.34.0; 0.33.0 only warned there). triton-cpu is not on PyPI (vLLM's
+        CPU images build it from source), and there is no option to skip the check. PyPI's
+        ``triton`` (a dependency of xgrammar 0.2.8 on Linux x86_64) is found
+        (vllm/triton_utils/importing.py L14-16), but its drivers are all inactive without a
+        GPU, so HAS_TRITON becomes False (L30-34, L71-78) -- except where CUDA_VISIBLE_DEVICES
+        is set and empty, which vLLM takes for a distributed worker whose GPU is not visible
+        yet and then accepts 0 active drivers (L53-70). The model-loader utilities launch no
+        Triton kernel. Must be set before vLLM's first import (HAS_TRITON is computed then);
+        a value already set is kept.
+        """
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
     @property
     def utils(self) -> ModuleType:

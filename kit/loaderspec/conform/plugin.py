@@ -201,6 +201,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             _events.write(event="end", nodeid=item.nodeid)
 
 
+_EXAMPLES_ENDED = pytest.StashKey[list]()
+"""[examples run, examples a set-aside failure ended, that requirement] of the item's latest run."""
 _ERROR = pytest.StashKey[BaseException | None]()
 """The exception the call phase of the item's latest run failed with (None: it did not fail)."""
 _rerunning = False
@@ -231,6 +233,16 @@ def _learn_past_failures(item: pytest.Item, nextitem: pytest.Item | None) -> Non
             _rerunning = False
         error = item.stash.get(_ERROR, None)
         if error is None:
+            run, ended, requirement = item.stash.get(_EXAMPLES_ENDED, [0, 0, ""])
+            if run and ended == run:  # it passed, but only by checking nothing after the failed one
+                stop = {
+                    "line": f"every example stopped at {requirement}'s failure: what follows it depends on it",
+                    "example": "",
+                    "where": "",
+                    "set_aside": sorted(set_aside),
+                    "hook": None,
+                    "adapter": False,
+                }
             break
         findings, stop = findings_of(error, set_aside)
         findings = [f for f in findings if f["requirement"] not in set_aside]
@@ -340,16 +352,23 @@ def _set_aside_ends_quietly(item: pytest.Item) -> Iterator[None]:
     a failure to shrink), or around a plain test."""
     hypothesis: Any = getattr(getattr(item, "obj", None), "hypothesis", None)
     inner = getattr(hypothesis, "inner_test", None)
+    tally = item.stash[_EXAMPLES_ENDED] = [0, 0, ""]  # examples run, ended by a set-aside failure, whose
     if inner is None:
-        with contextlib.suppress(checks.SetAside):
+        tally[0] = 1
+        try:
             yield
+        except checks.SetAside as ended:
+            tally[1], tally[2] = 1, ended.requirement
         return
 
     @functools.wraps(inner)
     def quiet(*args: Any, **kwargs: Any) -> Any:
+        tally[0] += 1
         try:
             return inner(*args, **kwargs)
-        except checks.SetAside:
+        except checks.SetAside as ended:
+            tally[1] += 1
+            tally[2] = tally[2] or ended.requirement
             return None
 
     hypothesis.inner_test = quiet
