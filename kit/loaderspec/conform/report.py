@@ -406,7 +406,8 @@ def run_verdict(
     must = [v for v in verdicts if v.level == "MUST"]
     by = {word: [v for v in must if v.verdict == word] for word in VERDICT_ORDER}
     failed = by["failed"] + by["unexpected pass"]
-    missing = by["not provided"] if require_all else []
+    partly = [v for v in must if v.verdict == "passed" and v.reason.startswith("passed where checked; not provided")]
+    missing = by["not provided"] + partly if require_all else []
     orphans = [r for r in results if r.failing and not r.requirements]
     if failed or missing or orphans:
         what = f"{len(failed)} MUST requirement(s) failed: {_ids(failed)}" if failed else ""
