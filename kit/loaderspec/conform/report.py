@@ -142,6 +142,18 @@ class TestResult:
             return self.examples
         return 1 if self.outcome in ("passed", *IMPLEMENTATION_FAILURES, "adapter error") else 0
 
+    def excusable_claims(self) -> list[tuple[str, str]]:
+        """(requirement, error line) pairs an expected-failure entry must each excuse: the
+        findings' claims; without findings, each statement for the requirements it names
+        (else for every requirement the failure is about)."""
+        if self.judged_by_checks:
+            return self.claims()
+        return [
+            (requirement, line)
+            for line in self.statements()
+            for requirement in _named(line, self.requirements) or self.failing_requirements()
+        ]
+
     def failing_requirements(self) -> list[str]:
         """The cited requirements this failure is about: its findings' (plus the only one a
         stopped single-requirement test cites); without findings, those its message names, else all."""
@@ -230,24 +242,12 @@ def excuse(results: list[TestResult], xfails: list[Xfail]) -> None:
             continue
         used: list[Xfail] = []
         unexcused: set[str] = set()
-        if result.judged_by_checks:
-            for requirement, line in result.claims():
-                entry = next((x for x in xfails if x.excuses(requirement, result.nodeid, line)), None)
-                if entry is None:
-                    unexcused.add(requirement)
-                else:
-                    used.append(entry)
-            result.unexcused, result.excused_by = sorted(unexcused), used
-            if used and not unexcused:
-                result.expected_failure = used[0]
-            continue
-        for line in result.statements():
-            for requirement in _named(line, result.requirements) or result.failing_requirements():
-                entry = next((x for x in xfails if x.excuses(requirement, result.nodeid, line)), None)
-                if entry is None:
-                    unexcused.add(requirement)
-                else:
-                    used.append(entry)
+        for requirement, line in result.excusable_claims():
+            entry = next((x for x in xfails if x.excuses(requirement, result.nodeid, line)), None)
+            if entry is None:
+                unexcused.add(requirement)
+            else:
+                used.append(entry)
         result.unexcused, result.excused_by = sorted(unexcused), used
         if used and not unexcused:
             result.expected_failure = used[0]
