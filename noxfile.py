@@ -42,7 +42,14 @@ def tests(session: nox.Session) -> None:
 
 
 # Every conformance target CI runs (.ci/run): (target, version) as .ci/conform-target.sh takes them.
-ENGINE_TARGETS = [("vllm", "0.9.2"), ("vllm", "0.10.0"), ("vllm", "0.32.0"), ("vllm", "0.33.0"), ("sglang", "0.5.23")]
+ENGINE_TARGETS = [
+    ("vllm", "0.9.2"),
+    ("vllm", "0.10.0"),
+    ("vllm", "0.32.0"),
+    ("vllm", "0.33.0"),
+    ("vllm", "0.34.0"),
+    ("sglang", "0.5.23"),
+]
 TARGET_IDS = [f"{engine}-{version}" for engine, version in ENGINE_TARGETS]
 
 
