@@ -9,7 +9,9 @@ QC-2's two tests cannot run); ``FAULTY`` fails in its own code (a NameError) whe
 ``set_default_torch_dtype`` is called; ``NO_RESTORE`` wraps the reference implementation's ``device_loading_context``
 so that parameters are never restored; ``STRIDES_LOST`` restores them with contiguous strides
 (vLLM 0.32/0.33's ``empty_like``: DL-11 only); ``NO_QUANT_MIXTRAL`` drops the quantized-Mixtral
-special case (AR-2 only).
+special case (AR-2 only); ``NEEDS_CUDA``'s ``vllm_config()`` raises from torch where there
+is no CUDA (the environment, not the adapter); ``NO_BACKEND`` declares no Transformers
+backend, no ``model_impl=transformers`` and no task adaptation.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -222,6 +225,27 @@ class AttentionWithoutDtypeAdapter(_Delegating):
         return process_weights_after_loading
 
 
+class NeedsCudaAdapter(_Delegating):
+    """``vllm_config()`` initializes CUDA first, as an engine's platform check does, so on a
+    machine without CUDA it raises from torch (the environment), never from the adapter's code."""
+
+    name = "needs-cuda"
+
+    def vllm_config(self, model_config: Any = None, *, quant_config: Any = None) -> Any:
+        torch.cuda.init()
+        return super().vllm_config(model_config, quant_config=quant_config)
+
+
+class NoBackendAdapter(_Delegating):
+    """An engine without a Transformers backend, a ``model_impl=transformers`` or task adaptation
+    (the reference, declared so): what needs those is "not provided", nothing "failed"."""
+
+    name = "no-backend"
+    model_impl_values = MappingProxyType({"auto": "auto", "native": "vllm"})
+    transformers_backend_arch = None
+    tasks = ("generate",)
+
+
 CRASHING = CrashingAdapter()
 HANGING = HangingAdapter()
 HOOKLESS = HooklessAdapter()
@@ -234,3 +258,5 @@ STRIDES_LOST = StridesLostAdapter()
 NO_QUANT_MIXTRAL = NoQuantMixtralAdapter()
 WITHOUT = WithoutAdapter()
 ATTENTION_WITHOUT_DTYPE = AttentionWithoutDtypeAdapter()
+NEEDS_CUDA = NeedsCudaAdapter()
+NO_BACKEND = NoBackendAdapter()

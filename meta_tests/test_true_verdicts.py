@@ -160,3 +160,35 @@ def test_every_check_of_the_suites_names_its_requirement_as_a_value():
             elif blocks[0].strip("'\"") not in message:
                 wrong.append(f"{path.relative_to(REPO)}:{node.lineno}: block {blocks[0]}, message {message[:40]}")
     assert not wrong, wrong
+
+
+def test_a_hook_failing_in_the_environment_costs_only_the_requirements_that_need_it(tmp_path):
+    """vLLM 0.34's CPU platform raised from ``vllm_config()``; that once ended every run as a
+    broken adapter, with no test run at all."""
+    checked = run_conform(tmp_path, "--impl", f"{BROKEN}:NEEDS_CUDA", "--check-adapter")
+    assert checked[0] == 0 and "vllm_config() raised AssertionError: Torch not compiled" in checked[1], checked[1]
+    code, output, data = run_conform(
+        tmp_path, "--impl", f"{BROKEN}:NEEDS_CUDA", "-k", "test_default_dtype or test_model_init"
+    )
+    verdicts = _verdicts(data)
+    assert code == 3 and "broken adapter" not in output, output
+    assert {r: v for r, v in verdicts.items() if r.startswith("DT-")} == dict.fromkeys(
+        [r for r in verdicts if r.startswith("DT-")], "passed"
+    ), output
+    model_init = {r: v for r, v in verdicts.items() if r.startswith("MI-") and v != "not selected"}
+    assert model_init and set(model_init.values()) == {"unchecked"}, model_init
+    assert "not the adapter" in output and "Torch not compiled with CUDA enabled" in output, output
+
+
+def test_an_engine_without_a_feature_gets_not_provided_where_it_is_needed(tmp_path):
+    """No Transformers backend, no ``model_impl=transformers``, no task adaptation: once AR-4
+    and TF-8 "failed" on such an engine; now what needs a missing feature is "not provided",
+    naming it, and the decision table's other rows still judge AR-2, AR-3 and AR-4."""
+    code, output, data = run_conform(tmp_path, "--impl", f"{BROKEN}:NO_BACKEND", "-k", "test_decision_table")
+    verdicts = {r["id"]: (r["verdict"], r["reason"]) for r in data["requirements"]}
+    assert code == 0 and "failed" not in {v for v, _ in verdicts.values()}, output
+    for req_id, feature in (("TF-8", "model_impl transformers"), ("TF-9", "model_impl transformers"),
+                            ("TF-11", "a Transformers backend"), ("AR-1", "a Transformers backend")):  # fmt: skip
+        assert verdicts[req_id] == ("not provided", feature), (req_id, verdicts[req_id])
+    assert verdicts["AR-4"] == ("passed", "passed where checked; not provided: task classify, task embed, task reward")
+    assert {verdicts[r][0] for r in ("AR-2", "AR-3")} == {"passed"}, verdicts

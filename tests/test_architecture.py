@@ -23,7 +23,7 @@ from loaderspec.support.checks import requirement
 
 from . import strategies as lst
 from .strategies import BACKEND, CUSTOM, Case
-from .support.errors import expect_raises, expect_success, tolerating_errors
+from .support.errors import expect_raises, expect_success, needing, tolerating_errors
 from .support.logs import utils_log
 from .support.modules import isolated_custom_code_folder
 
@@ -48,13 +48,13 @@ def toys_registered(impl) -> Iterator[None]:
 
 def _names(impl, archs) -> list[str]:
     """Drawn names with the backend's placeholder replaced by the adapter's name for it."""
-    return [impl.transformers_backend_arch if arch == BACKEND else arch for arch in archs]
+    return [(impl.transformers_backend_arch or BACKEND) if arch == BACKEND else arch for arch in archs]
 
 
 def _expected(impl, case: Case):
     """The spec's decision: (resolved arch or None, the error's subject, the deciding requirement)."""
     archs = _names(impl, case.archs)
-    backend = impl.transformers_backend_arch
+    backend = impl.transformers_backend_arch or BACKEND
     supported = set(impl.supported_archs())
     if case.model_impl == "transformers" or (case.model_impl == "auto" and not any(a in supported for a in archs)):
         deciding = "AR-1"
@@ -77,8 +77,13 @@ def _expected(impl, case: Case):
 
 
 def _check_class(impl, model_cls, arch, task):
-    base_name = TOYS[arch].__name__ if arch in TOYS else impl.transformers_backend_arch
+    base_name = TOYS[arch].__name__ if arch in TOYS else impl.backend_arch()
     names = [c.__name__ for c in model_cls.__mro__]
+    if arch in TOYS:
+        with requirement("AR-3"):
+            assert issubclass(model_cls, TOYS[arch]), f"AR-3: {model_cls} is not the class registered as {arch}"
+    with needing("AR-4"):
+        impl.task(task)
     if task in ("embed", "reward"):
         with requirement("AR-4"):
             assert model_cls.__name__ != base_name and base_name in names, (
@@ -87,12 +92,11 @@ def _check_class(impl, model_cls, arch, task):
     else:
         with requirement("AR-4"):
             assert model_cls.__name__ == base_name, f"AR-4: task {task!r} should keep {base_name}, got {model_cls}"
-    if arch in TOYS:
-        with requirement("AR-3"):
-            assert issubclass(model_cls, TOYS[arch]), f"AR-3: {model_cls} is not the class registered as {arch}"
 
 
 def _config_for(impl, tmp_path_factory, case: Case):
+    """The row's model config; a task the engine does not adapt for is asked as ``generate``
+    (only AR-4 needs the task itself: :func:`_check_class` says it is not provided)."""
     folder = isolated_custom_code_folder(
         tmp_path_factory.mktemp("arch"), architectures=_names(impl, case.archs), backend_compatible=case.compatible
     )
@@ -100,9 +104,21 @@ def _config_for(impl, tmp_path_factory, case: Case):
         folder,
         model_impl=impl.model_impl(case.model_impl),
         quantization=case.quantization,
-        task=case.task,
+        task=case.task if case.task in impl.tasks else "generate",
         trust_remote_code=True,
     )
+
+
+BACKEND_DECIDED = ("AR-1", "TF-8", "TF-9", "TF-11", "TF-12")
+"""The decision table's requirements that only an engine with a Transformers backend can meet."""
+
+
+def _needs_of_row(impl, case: Case, deciding: str) -> None:
+    """``NotProvided`` when the row asks for what the engine lacks: its ``model_impl`` kind, or
+    a Transformers backend (named in the row, or the row is decided by one)."""
+    impl.model_impl(case.model_impl)
+    if BACKEND in case.archs or deciding in BACKEND_DECIDED:
+        impl.backend_arch()
 
 
 def _label(case: Case, deciding: str, expected_arch: str | None) -> None:
@@ -117,14 +133,16 @@ def test_decision_table(impl, toys_registered, tmp_path_factory, case):
     # must not leave this test's other requirements unchecked.
     assume(expected_arch is not None or deciding != "AR-3")
     _label(case, deciding, expected_arch)
+    if deciding == "AR-1":
+        deciding = "TF-9" if case.model_impl == "transformers" else "AR-1"
+    with needing(deciding):
+        _needs_of_row(impl, case, deciding)
     model_config = _config_for(impl, tmp_path_factory, case)
 
     if expected_arch is None:
         with expect_raises(ValueError, deciding, f"{case} must fail", match=re.escape(subject)):
             impl.get_model_architecture(model_config)
         return
-    if deciding == "AR-1":
-        deciding = "TF-9" if case.model_impl == "transformers" else "AR-1"
     with expect_success(deciding, f"{case}, which resolves to {expected_arch},"):
         model_cls, arch = impl.get_model_architecture(model_config)
     with requirement(deciding):
@@ -232,7 +250,7 @@ def test_the_backend_name_is_kept_and_loads_nothing(impl, tmp_path, monkeypatch)
     monkeypatch.setenv("LOADERSPEC_IMPORT_LOG", str(log))
     model_config = _custom_config(impl, tmp_path, model_impl="transformers")
     log.write_text("")
-    backend = impl.transformers_backend_arch
+    backend = impl.backend_arch()
     resolved = _resolve(impl, model_config, [backend])
     with requirement("TF-1"):
         assert resolved == [backend], f"TF-1: {backend} resolved to {resolved}"
@@ -300,7 +318,7 @@ def test_auto_impl_rejects_an_incompatible_class(impl, tmp_path):
 
 def _fallback(impl, tmp_path, model_impl, order):
     model_config = _custom_config(impl, tmp_path, model_impl=model_impl, backend_compatible=True)
-    backend = impl.transformers_backend_arch
+    backend = impl.backend_arch()
     given_names = [CUSTOM, backend] if order == "custom-first" else [backend, CUSTOM]
     with utils_log(impl) as records:
         resolved = _resolve(impl, model_config, given_names)
@@ -314,7 +332,7 @@ def _fallback(impl, tmp_path, model_impl, order):
 def test_a_compatible_class_becomes_the_backend(impl, tmp_path, model_impl, order):
     req_id = "TF-9" if model_impl == "transformers" else "TF-12"
     given_names, resolved, _ = _fallback(impl, tmp_path, model_impl, order)
-    backend = impl.transformers_backend_arch
+    backend = impl.backend_arch()
     with requirement(req_id):
         assert resolved == [backend, backend], f"{req_id}: model_impl {model_impl} resolved {given_names} to {resolved}"
 
@@ -339,7 +357,7 @@ def test_auto_impl_falls_back_with_a_warning(impl, tmp_path, order):
 @pytest.mark.parametrize("compatible", [True, False])
 def test_native_impl_keeps_the_names(impl, tmp_path, compatible):
     model_config = _custom_config(impl, tmp_path, model_impl="native", backend_compatible=compatible)
-    given_names = [CUSTOM, impl.transformers_backend_arch]
+    given_names = [CUSTOM, impl.backend_arch()]
     # Refusing the names is TF-6's failure; TF-7 is then unobservable here (said as such).
     with expect_success("TF-6", f"resolving {given_names} with the native model_impl"):
         resolved = _resolve(impl, model_config, given_names)
@@ -422,7 +440,7 @@ def test_mixtral_keeps_its_class_for_the_methods_it_handles(impl, toys_registere
 def test_backend_entries_load_nothing_and_stay(impl, tmp_path, monkeypatch, model_impl, compatible):
     model_config = _custom_config(impl, tmp_path, model_impl=model_impl, backend_compatible=compatible)
     loaded = _spy_on_dynamic_loading(monkeypatch)
-    backend = impl.transformers_backend_arch
+    backend = impl.backend_arch()
     with expect_success("TF-1", f"resolving [{backend!r}] with model_impl {model_impl}"):
         resolved = impl.resolve_transformers_arch(model_config, [backend])
     with requirement("TF-1"):
@@ -468,7 +486,7 @@ def test_auto_map_is_loaded_in_key_order_with_the_revision(impl, tmp_path, monke
 @pytest.mark.parametrize("model_impl", ["auto", "transformers"])
 def test_entries_after_a_backend_entry_are_resolved(impl, tmp_path, model_impl):
     model_config = _custom_config(impl, tmp_path, model_impl=model_impl, backend_compatible=True)
-    backend = impl.transformers_backend_arch
+    backend = impl.backend_arch()
     req_id = "TF-9" if model_impl == "transformers" else "TF-12"
     with expect_success(req_id, f"resolving [{backend!r}, {CUSTOM!r}] with model_impl {model_impl}"):
         resolved = impl.resolve_transformers_arch(model_config, [backend, CUSTOM])
@@ -480,7 +498,7 @@ def test_entries_after_a_backend_entry_are_resolved(impl, tmp_path, model_impl):
 @pytest.mark.parametrize("compatible", [True, False])
 def test_native_impl_keeps_every_name(impl, tmp_path, compatible):
     model_config = _custom_config(impl, tmp_path, model_impl="native", backend_compatible=compatible)
-    backend = impl.transformers_backend_arch
+    backend = impl.backend_arch()
     with expect_success("TF-6", f"the native model_impl with a {'' if compatible else 'not '}compatible class"):
         resolved = impl.resolve_transformers_arch(model_config, [CUSTOM, backend])
     with requirement("TF-6"):

@@ -112,16 +112,37 @@ class Adapter:
     model_impl_values: Mapping[str, str] = MappingProxyType(
         {"auto": "auto", "native": "vllm", "transformers": "transformers"}
     )
-    """``model_impl`` values by meaning: ``native`` is the engine's own implementation."""
-    transformers_backend_arch: str = "TransformersForCausalLM"
-    """The architecture name of the Transformers backend (TF-1, TF-9, TF-12)."""
+    """``model_impl`` values by meaning: ``native`` is the engine's own implementation. An
+    engine that cannot be asked for one of them leaves it out: the requirements that need it
+    are then "not provided"."""
+    transformers_backend_arch: str | None = "TransformersForCausalLM"
+    """The architecture name of the Transformers backend (TF-1, TF-9, TF-12); ``None`` for an
+    engine without one (the requirements that need it are then "not provided")."""
+    tasks: tuple[str, ...] = ("generate", "embed", "classify", "reward")
+    """The tasks ``get_model_architecture`` adapts the class for (AR-4); an engine that takes
+    no task keeps ``("generate",)``, and AR-4 is then "not provided"."""
 
     def model_impl(self, kind: str) -> str:
-        """The ``model_impl`` value meaning ``kind`` (``auto``, ``native``, ``transformers``)."""
+        """The ``model_impl`` value meaning ``kind`` (``auto``, ``native``, ``transformers``);
+        :class:`NotProvided` when the engine has none for it."""
+        if kind not in ("auto", "native", "transformers"):
+            raise ValueError(f"model_impl kind {kind!r} is none of auto, native, transformers")
         try:
             return self.model_impl_values[kind]
         except KeyError:
-            raise ValueError(f"model_impl kind {kind!r} is none of {sorted(self.model_impl_values)}") from None
+            raise NotProvided(self.name, f"model_impl {kind}") from None
+
+    def backend_arch(self) -> str:
+        """:attr:`transformers_backend_arch`; :class:`NotProvided` for an engine without a backend."""
+        if self.transformers_backend_arch is None:
+            raise NotProvided(self.name, "a Transformers backend")
+        return self.transformers_backend_arch
+
+    def task(self, task: str) -> str:
+        """``task`` if the engine adapts classes for it; :class:`NotProvided` otherwise."""
+        if task not in self.tasks:
+            raise NotProvided(self.name, f"task {task}")
+        return task
 
     def mapper_of(self, model_class: type) -> Any:
         """The model class's weights mapper attribute (``None`` when absent)."""

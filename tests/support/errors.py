@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from loaderspec.support.checks import RequirementFailure, SetAside, requirement, stop_example
+from loaderspec.adapter import NotProvided
+from loaderspec.support.checks import RequirementFailure, SetAside, lacking, mark_checked, requirement, stop_example
 
 
 class PlantedError(Exception):
@@ -55,6 +56,7 @@ def expect_raises(
         _fail(req_id, f"{req_id}: {what}: no {names} was raised")
     if match is not None and not re.search(match, str(raised.value)):
         _fail(req_id, f"{req_id}: {what}: the {names} does not match {match!r}: {raised.value}")
+    mark_checked(req_id)
 
 
 @contextlib.contextmanager
@@ -67,6 +69,19 @@ def expect_success(req_id: str, what: str) -> Iterator[None]:
         raise
     except Exception as error:
         _fail(req_id, f"{req_id}: {what} raised {type(error).__name__}: {error}")
+    else:
+        mark_checked(req_id)
+
+
+@contextlib.contextmanager
+def needing(req_id: str) -> Iterator[None]:
+    """A name or feature the implementation lacks (``NotProvided`` from the block) costs only
+    ``req_id``: the example ends, that requirement is "not provided" there, and the test's
+    other requirements are judged on its other examples."""
+    try:
+        yield
+    except NotProvided as missing:
+        lacking(req_id, missing.name)
 
 
 @contextlib.contextmanager

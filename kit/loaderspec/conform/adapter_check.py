@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
+import sys
 import tempfile
 import traceback
 from dataclasses import dataclass, field
@@ -37,6 +38,13 @@ class AdapterReport:
     """One line each: the hook or name, and what is wrong with it."""
     not_provided: list[str] = field(default_factory=list)
     """Names and hooks the adapter does not provide (their tests report "not provided")."""
+    unusable: list[str] = field(default_factory=list)
+    """Hooks that raised from the implementation or its environment, not from the adapter's
+    own code (vLLM 0.34's CPU platform asking for Triton when a config is built): not the
+    adapter's fault, and only the tests that need the hook are left unchecked, with the error."""
+
+    adapter_files: frozenset[str] = frozenset()
+    """The adapter's own source files: an error raised in them is the adapter's fault."""
 
     @property
     def ok(self) -> bool:
@@ -236,8 +244,32 @@ def _run_hook(report: AdapterReport, hook: str, check: Any, *args: Any) -> Any:
     except Breach as problem:
         _add(report.problems, str(problem))
     except Exception as error:
-        _add(report.problems, _raised(f"hook {hook}()", error))
+        if raised_in(error, report.adapter_files):
+            _add(report.problems, _raised(f"hook {hook}()", error))
+        else:
+            _add(report.unusable, _raised(f"hook {hook}()", error) + " (raised outside the adapter's code)")
     return None
+
+
+def source_files(adapter: Adapter) -> frozenset[str]:
+    """The source files of the adapter's class and its bases: code a failure can be the adapter's fault in."""
+    files = set()
+    for cls in type(adapter).__mro__:
+        module = sys.modules.get(cls.__module__)
+        filename = getattr(module, "__file__", None)
+        if filename and cls.__module__ != "builtins":
+            files.add(str(Path(filename).resolve()))
+    return frozenset(files)
+
+
+def raised_in(error: BaseException, files: frozenset[str]) -> bool:
+    """Whether the innermost frame of ``error``'s traceback is in one of ``files``."""
+    traceback = error.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return str(Path(traceback.tb_frame.f_code.co_filename).resolve()) in files
 
 
 def _add(problems: list[str], line: str) -> None:
@@ -285,7 +317,7 @@ def check_adapter(adapter: Adapter) -> AdapterReport:
     """Call every hook once and look up every name; the problems found, and what is not provided."""
     from loaderspec.support import model_folders
 
-    report = AdapterReport()
+    report = AdapterReport(adapter_files=source_files(adapter))
     _check_identity(adapter, report)
     _check_lookup(adapter, report)
     with tempfile.TemporaryDirectory(prefix="loaderspec-adapter-check-") as tmp:
@@ -299,6 +331,10 @@ def describe(adapter: Adapter, report: AdapterReport) -> str:
     if not report.ok:  # the problems alone, the first one last: where the eye lands
         return "\n".join(f"loaderspec conform: broken adapter {adapter.name}: {p}" for p in report.problems[::-1])
     lines = [f"adapter {adapter.name}: ok"]
+    lines += [
+        f"  {hook}: not the adapter's fault; the tests that need this hook will be unchecked"
+        for hook in report.unusable
+    ]
     missing = {entry.split("(")[0].strip() for entry in report.not_provided}
     for chapter, names in chapter_names().items():
         lacking = [name for name in names if name in missing]

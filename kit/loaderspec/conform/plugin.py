@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import sys
 import time
 import unittest
 from collections.abc import Generator, Iterator
@@ -25,6 +24,7 @@ import pytest
 from _pytest.runner import runtestprotocol
 
 from loaderspec.adapter import HOOKS, OPTIONAL_HOOKS, NotProvided, load_adapter
+from loaderspec.conform.adapter_check import raised_in, source_files
 from loaderspec.support import checks
 
 # "60 passing examples, 0 failing examples" (older Hypothesis) or "60 passing, 0 failing"
@@ -89,13 +89,7 @@ def adapter_files(impl: str | None) -> frozenset[str]:
         adapter = load_adapter(impl)
     except Exception:  # the suites' impl fixture reports it, as an error of every test
         return frozenset()
-    files = set()
-    for cls in type(adapter).__mro__:
-        module = sys.modules.get(cls.__module__)
-        filename = getattr(module, "__file__", None)
-        if filename and cls.__module__ != "builtins":
-            files.add(str(Path(filename).resolve()))
-    return frozenset(files)
+    return source_files(adapter)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -105,7 +99,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from loaderspec.conform.adapter_check import check_adapter
 
     report = check_adapter(load_adapter(session.config.getoption("--impl", None)))
-    _events.write(event="adapter_check", problems=report.problems, not_provided=report.not_provided)
+    _events.write(
+        event="adapter_check", problems=report.problems, not_provided=report.not_provided, unusable=report.unusable
+    )
     if report.problems:
         pytest.exit("the adapter is broken; what is wrong follows below", returncode=2)
 
@@ -203,6 +199,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 _EXAMPLES_ENDED = pytest.StashKey[list]()
 """[examples run, examples a set-aside failure ended, that requirement] of the item's latest run."""
+_LACKING = pytest.StashKey[dict[str, set[str]]]()
+"""Per requirement, the features it needed that the implementation lacks (``checks.Lacking``),
+over the item's runs."""
+_CHECKED = pytest.StashKey[set[str]]()
+"""The requirements whose checks ran, over the item's runs."""
 _ERROR = pytest.StashKey[BaseException | None]()
 """The exception the call phase of the item's latest run failed with (None: it did not fail)."""
 _rerunning = False
@@ -249,7 +250,9 @@ def _learn_past_failures(item: pytest.Item, nextitem: pytest.Item | None) -> Non
         learned += findings
         set_aside |= {f["requirement"] for f in findings}
     if reruns and _events is not None:
-        _events.write(event="findings", nodeid=item.nodeid, findings=learned, stopped=stop, reruns=reruns)
+        _events.write(
+            event="findings", nodeid=item.nodeid, findings=learned, stopped=stop, reruns=reruns, **_coverage(item)
+        )
 
 
 def findings_of(error: BaseException, set_aside: set[str] | frozenset[str]) -> tuple[list[dict], dict | None]:
@@ -353,12 +356,18 @@ def _set_aside_ends_quietly(item: pytest.Item) -> Iterator[None]:
     hypothesis: Any = getattr(getattr(item, "obj", None), "hypothesis", None)
     inner = getattr(hypothesis, "inner_test", None)
     tally = item.stash[_EXAMPLES_ENDED] = [0, 0, ""]  # examples run, ended by a set-aside failure, whose
+    lacking = item.stash.setdefault(_LACKING, {})
+    checks.start_test()
     if inner is None:
         tally[0] = 1
         try:
             yield
         except checks.SetAside as ended:
             tally[1], tally[2] = 1, ended.requirement
+        except checks.Lacking as missing:
+            lacking.setdefault(missing.requirement, set()).add(missing.feature)
+        finally:
+            item.stash.setdefault(_CHECKED, set()).update(checks.checked())
         return
 
     @functools.wraps(inner)
@@ -370,12 +379,16 @@ def _set_aside_ends_quietly(item: pytest.Item) -> Iterator[None]:
             tally[1] += 1
             tally[2] = tally[2] or ended.requirement
             return None
+        except checks.Lacking as missing:
+            lacking.setdefault(missing.requirement, set()).add(missing.feature)
+            return None
 
     hypothesis.inner_test = quiet
     try:
         yield
     finally:
         hypothesis.inner_test = inner
+        item.stash.setdefault(_CHECKED, set()).update(checks.checked())
 
 
 @pytest.hookimpl(wrapper=True)
@@ -443,12 +456,7 @@ def _leaves(error: BaseException) -> list[BaseException]:
 
 def _raised_in_adapter(error: BaseException) -> bool:
     """Whether the innermost frame of ``error``'s traceback is in the adapter's own code."""
-    traceback = error.__traceback__
-    if traceback is None or not _adapter_files:
-        return False
-    while traceback.tb_next is not None:
-        traceback = traceback.tb_next
-    return str(Path(traceback.tb_frame.f_code.co_filename).resolve()) in _adapter_files
+    return raised_in(error, _adapter_files)
 
 
 def _is_adapter_error(error: BaseException) -> bool:
@@ -494,5 +502,18 @@ def pytest_runtest_makereport(
             findings=findings,
             stopped=stop,
             time=time.time(),
+            **_coverage(item),
         )
     return report
+
+
+def _coverage(item: pytest.Item) -> dict[str, Any]:
+    """What a test's runs checked, and what they could not for lack of a feature (event fields)."""
+    lacking = item.stash.get(_LACKING, {})
+    if not lacking:
+        return {}
+    checked: set[str] = item.stash.get(_CHECKED, set())
+    return {
+        "lacking": {req: sorted(features) for req, features in sorted(lacking.items())},
+        "checked": sorted(checked),
+    }

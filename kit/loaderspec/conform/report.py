@@ -117,6 +117,20 @@ class TestResult:
     {line, example, where, set_aside, hook, adapter}."""
     reruns: int = 0
     """How often the test was run again with the requirements already found failing set aside."""
+    lacking: dict[str, list[str]] = field(default_factory=dict)
+    """Per requirement, the features its examples needed that the implementation lacks (a
+    ``model_impl``, a Transformers backend, a task): those examples ended without judging it."""
+    checked: list[str] = field(default_factory=list)
+    """With ``lacking``: the requirements whose checks ran in at least one example."""
+
+    def lacks(self, req_id: str) -> list[str]:
+        """The features that left ``req_id`` unjudged by this test (none: it was judged, or no
+        example lacked anything): those it needed itself, else those that left the test's other
+        unjudged requirements so."""
+        if not self.lacking or req_id in self.checked:
+            return []
+        unjudged = [features for req, features in self.lacking.items() if req not in self.checked]
+        return self.lacking.get(req_id) or sorted({feature for features in unjudged for feature in features})
 
     @property
     def judged_by_checks(self) -> bool:
@@ -258,8 +272,8 @@ def _attributed(result: TestResult, req_id: str) -> str:
     if result.judged_by_checks:
         if req_id in result.failing_requirements():
             return "failed" if req_id in result.unexcused else "expected failure"
-        if result.stopped is None:
-            return "passed"  # its checks all ran, the failing requirements' set aside
+        if result.stopped is None:  # its checks all ran, the failing requirements' set aside
+            return "not provided" if result.lacks(req_id) else "passed"
         return "unchecked" if result.stopped.get("hook") else "inconclusive"
     if result.outcome in IMPLEMENTATION_FAILURES:
         if req_id not in result.failing_requirements():
@@ -267,6 +281,8 @@ def _attributed(result: TestResult, req_id: str) -> str:
         return "failed" if req_id in result.unexcused else "expected failure"
     if result.outcome in UNCHECKED:
         return "unchecked"
+    if result.outcome == "passed" and result.lacks(req_id):
+        return "not provided"
     if result.outcome in ("passed", "adapter error", "not provided"):
         return result.outcome
     return "unchecked"
@@ -274,7 +290,7 @@ def _attributed(result: TestResult, req_id: str) -> str:
 
 def _reason(verdict: str, cited: list[TestResult], req_id: str, entry: Xfail | None) -> str:
     if verdict == "not provided":
-        return ", ".join(sorted({missing_name(r.message) for r in cited if r.outcome == "not provided"}))
+        return ", ".join(_missing(cited, req_id))
     if verdict == "unchecked":
         hooked = [r for r in cited if r.judged_by_checks and r.stopped and r.stopped.get("hook")]
         if hooked and not any(r.outcome in UNCHECKED for r in cited):
@@ -299,10 +315,17 @@ def _reason(verdict: str, cited: list[TestResult], req_id: str, entry: Xfail | N
             return r.first_line()
         return ""
     if verdict == "passed":
-        missing = sorted({missing_name(r.message) for r in cited if r.outcome == "not provided"})
+        missing = _missing(cited, req_id)
         if missing:
             return "passed where checked; not provided: " + ", ".join(missing)
     return ""
+
+
+def _missing(cited: list[TestResult], req_id: str) -> list[str]:
+    """The names and features ``req_id``'s tests lacked."""
+    names = {missing_name(r.message) for r in cited if r.outcome == "not provided"}
+    lacked = {feature for r in cited for feature in r.lacks(req_id) or r.lacking.get(req_id, [])}
+    return sorted(names | lacked)
 
 
 def _stop_reason(result: TestResult) -> str:
@@ -505,6 +528,9 @@ def to_json(header: dict, results: list[TestResult], judgement: Judgement, verdi
         entry = asdict(result)
         entry.pop("unexcused")
         entry.pop("excused_by")
+        if not result.lacking:
+            entry.pop("lacking")
+            entry.pop("checked")
         tests.append(entry)
     return {
         "header": header,

@@ -253,6 +253,8 @@ class SuiteRun:
     results: list[TestResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     adapter_problems: list[str] = field(default_factory=list)
+    unusable_hooks: list[str] = field(default_factory=list)
+    """Hooks the adapter check saw raise from the implementation or its environment."""
     collected: dict[str, list[str]] = field(default_factory=dict)
     before_selection: int | None = None
 
@@ -304,11 +306,15 @@ def _merge(results: dict[str, TestResult], event: dict) -> None:
         message=event["message"],
         findings=list(event.get("findings") or []),
         stopped=event.get("stopped"),
+        lacking=dict(event.get("lacking") or {}),
+        checked=list(event.get("checked") or []),
     )
     current = results.get(new.nodeid)
     if current is None:
         results[new.nodeid] = new
         return
+    if new.lacking:
+        current.lacking, current.checked = new.lacking, new.checked
     current.duration += new.duration
     current.examples = current.examples if new.examples is None else new.examples
     if _RANK.index(new.outcome) < _RANK.index(current.outcome):
@@ -324,6 +330,8 @@ def _merge_findings(results: dict[str, TestResult], event: dict) -> None:
     result.findings += event.get("findings") or []
     result.stopped = event.get("stopped")
     result.reruns = event.get("reruns", 0)
+    if event.get("lacking"):
+        result.lacking, result.checked = event["lacking"], list(event.get("checked") or [])
 
 
 def _run_child(command: list[str]) -> int:
@@ -356,6 +364,7 @@ def _fold_events(run: SuiteRun, results: dict[str, TestResult], events: list[dic
             run.before_selection = event.get("before_selection")
         elif event["event"] == "adapter_check":
             run.adapter_problems = event["problems"]
+            run.unusable_hooks = event.get("unusable", [])
         elif event["event"] == "result":
             _merge(results, event)
         elif event["event"] == "findings":
@@ -555,6 +564,11 @@ def execute(settings: Settings, adapter: Adapter, requirements: dict[str, Requir
     for verdict_ in judgement.verdicts:
         if verdict_.failed_test in by_nodeid:
             verdict_.reproduction = reproduction(by_nodeid[verdict_.failed_test], settings, verdict_.id)
+    run.notes[:0] = [
+        f"{hook}: the implementation or its environment, not the adapter; the tests that need this hook "
+        "are unchecked, the others judged"
+        for hook in run.unusable_hooks
+    ]
     console.print_results(run.results, judgement, settings, elapsed, run.notes)
     report = to_json(info | {"elapsed_s": round(elapsed, 2), "notes": run.notes}, run.results, judgement, verdict)
     try:

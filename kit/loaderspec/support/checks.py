@@ -19,9 +19,12 @@ from __future__ import annotations
 import contextlib
 import unittest
 from collections.abc import Iterator
+from typing import NoReturn
 
 _set_aside: frozenset[str] = frozenset()
 _only: frozenset[str] | None = None
+_checked: set[str] = set()
+"""The requirements whose checks ran since :func:`start_test` (passed, failed or set aside)."""
 
 
 class RequirementFailure(AssertionError):
@@ -45,6 +48,38 @@ class SetAside(Exception):
     def __init__(self, requirement: str) -> None:
         self.requirement = requirement
         super().__init__(f"{requirement} is set aside and failed here; the rest of this example depends on it")
+
+
+class Lacking(unittest.SkipTest):
+    """Ends an example that needs a feature the implementation does not have (a ``model_impl``,
+    a Transformers backend, a task): ``requirement`` is not provided there, neither passed nor
+    failed, and the test's other requirements are judged on the other examples. In a plain
+    ``pytest`` run, without the conformance plugin, it skips the test as ``NotProvided`` does."""
+
+    def __init__(self, requirement: str, feature: str) -> None:
+        self.requirement = requirement
+        self.feature = feature
+        super().__init__(f"{requirement} needs {feature}, which the implementation does not provide")
+
+
+def lacking(req_id: str, feature: str) -> NoReturn:
+    """End the example: ``req_id`` needs ``feature``, which the implementation lacks."""
+    raise Lacking(req_id, feature)
+
+
+def start_test() -> None:
+    """Forget which requirements were checked (the plugin calls it before each test)."""
+    _checked.clear()
+
+
+def mark_checked(req_id: str) -> None:
+    """Note that a check of ``req_id`` ran without a ``requirement`` block (an expected error was raised)."""
+    _checked.add(req_id)
+
+
+def checked() -> list[str]:
+    """The requirements whose checks ran since :func:`start_test`."""
+    return sorted(_checked)
 
 
 def judged(req_id: str) -> bool:
@@ -87,13 +122,17 @@ def requirement(req_id: str) -> Iterator[None]:
     except BaseException as error:
         if not _is_check_failure(error):
             raise
+        _checked.add(req_id)
         if judged(req_id):
             raise RequirementFailure(req_id, error) from error
+    else:
+        _checked.add(req_id)
 
 
 def fail(req_id: str, message: str, *, stop: bool = False) -> None:
     """Fail ``req_id`` with ``message``. When it is set aside: return (go on with the example),
     or with ``stop`` end the example (the rest depends on what failed)."""
+    _checked.add(req_id)
     if judged(req_id):
         raise RequirementFailure(req_id, AssertionError(f"{req_id}: {message}"))
     if stop:
