@@ -10,7 +10,8 @@ QC-2's two tests cannot run); ``FAULTY`` fails in its own code (a NameError) whe
 so that parameters are never restored; ``STRIDES_LOST`` restores them with contiguous strides
 (vLLM 0.32/0.33's ``empty_like``: DL-11 only); ``NO_QUANT_MIXTRAL`` drops the quantized-Mixtral
 special case (AR-2 only); ``NEEDS_CUDA``'s ``vllm_config()`` raises from torch where there
-is no CUDA (the environment, not the adapter); ``NO_BACKEND`` declares no Transformers
+is no CUDA (the environment, not the adapter); ``OVERLAP_RAISES`` raises after restoring
+overlapping data (DL-16 only); ``NO_BACKEND`` declares no Transformers
 backend, no ``model_impl=transformers`` and no task adaptation.
 """
 
@@ -225,6 +226,35 @@ class AttentionWithoutDtypeAdapter(_Delegating):
         return process_weights_after_loading
 
 
+class OverlapRaisesAdapter(_Delegating):
+    """Restores as the reference does, then raises when the body left overlapping data: a
+    DL-16-only bug (0.32's first ``empty_like`` restore failed so on expanded data)."""
+
+    name = "overlap-raises"
+
+    def lookup(self, name: str) -> Any:
+        real = super().lookup(name)
+        if name != "device_loading_context":
+            return real
+
+        @contextlib.contextmanager
+        def device_loading_context(module: Any, target_device: Any) -> Iterator[Any]:
+            overlapping: list[str] = []
+            with real(module, target_device) as inner:
+                try:
+                    yield inner
+                finally:
+                    overlapping = [n for n, p in module.named_parameters() if _overlaps(p.data)]
+            if overlapping:
+                raise RuntimeError(f"cannot restore overlapping data of {overlapping}")
+
+        return device_loading_context
+
+
+def _overlaps(tensor: torch.Tensor) -> bool:
+    return tensor.numel() > 1 and any(s == 0 and n > 1 for n, s in zip(tensor.size(), tensor.stride(), strict=True))
+
+
 class NeedsCudaAdapter(_Delegating):
     """``vllm_config()`` initializes CUDA first, as an engine's platform check does, so on a
     machine without CUDA it raises from torch (the environment), never from the adapter's code."""
@@ -259,4 +289,5 @@ NO_QUANT_MIXTRAL = NoQuantMixtralAdapter()
 WITHOUT = WithoutAdapter()
 ATTENTION_WITHOUT_DTYPE = AttentionWithoutDtypeAdapter()
 NEEDS_CUDA = NeedsCudaAdapter()
+OVERLAP_RAISES = OverlapRaisesAdapter()
 NO_BACKEND = NoBackendAdapter()

@@ -16,7 +16,15 @@ REPO = Path(__file__).resolve().parents[1]
 REPORTS = REPO / "docs" / "reports"
 PAGE = REPO / "docs" / "conformance.md"
 README = REPO / "README.md"
-EXPECTED_TARGETS = {"reference", "vllm-0.9.2", "vllm-0.10.0", "vllm-0.32.0", "vllm-0.33.0", "vllm-0.34.0", "sglang-0.5.23"}
+EXPECTED_TARGETS = {
+    "reference",
+    "vllm-0.9.2",
+    "vllm-0.10.0",
+    "vllm-0.32.0",
+    "vllm-0.33.0",
+    "vllm-0.34.0",
+    "sglang-0.5.23",
+}
 
 
 def _report(target: str, version: str, requirements: list[dict], tests: list[dict] | None = None) -> dict:

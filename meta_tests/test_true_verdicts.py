@@ -192,3 +192,17 @@ def test_an_engine_without_a_feature_gets_not_provided_where_it_is_needed(tmp_pa
         assert verdicts[req_id] == ("not provided", feature), (req_id, verdicts[req_id])
     assert verdicts["AR-4"] == ("passed", "passed where checked; not provided: task classify, task embed, task reward")
     assert {verdicts[r][0] for r in ("AR-2", "AR-3")} == {"passed"}, verdicts
+
+
+def test_a_dl16_failure_does_not_fail_dl19(tmp_path):
+    """DL-19's bodies leave no overlapping data (DL-16's input), so a restore that breaks only
+    on overlapping data fails DL-16 and leaves DL-19 judged on its own."""
+    code, output, data = run_conform(
+        tmp_path,
+        "--impl",
+        f"{BROKEN}:OVERLAP_RAISES",
+        "-k",
+        "test_reused_host_storage or test_original_storage or test_overlapping",
+    )
+    verdicts = _verdicts(data)
+    assert code == 1 and verdicts["DL-16"] == "failed" and verdicts["DL-19"] == "passed", output

@@ -441,16 +441,18 @@ def module_specs(draw: st.DrawFn, max_params: int = 6, allow_on_target: bool = T
 
 
 @st.composite
-def bodies(draw: st.DrawFn, max_steps: int = 4) -> Body:
+def bodies(draw: st.DrawFn, max_steps: int = 4, layouts: tuple[str, ...] = LAYOUTS) -> Body:
     """What a body does inside the device context. The plain case is first in every choice:
-    a body that returns after writing in place, under the usual default device."""
+    a body that returns after writing in place, under the usual default device. ``layouts``:
+    those of the data a body leaves (``PARAMETER_LAYOUTS`` for a requirement that overlapping
+    data, DL-16's, must not reach)."""
     steps = draw(
         st.lists(
             st.builds(
                 BodyStep,
                 action=st.sampled_from(BODY_ACTIONS),
                 index=st.integers(0, 7),
-                tensor=tensor_specs(layouts=LAYOUTS),
+                tensor=tensor_specs(layouts=layouts),
                 on_cpu=st.integers(0, 4).map(lambda n: n == 4),
             ),
             max_size=max_steps,
