@@ -38,6 +38,8 @@ class Requirement:
     chapter: str
     replaced_by: tuple[str, ...] = ()
     """For a withdrawn requirement: the IDs its "see ..." line names."""
+    line: int = 0
+    """The line of its heading in the chapter file (where CI annotations point)."""
 
     @property
     def withdrawn(self) -> bool:
@@ -66,7 +68,8 @@ def load_requirements(folder: Path | None = None, *, include_withdrawn: bool = F
                 end = matches[number + 1].start() if number + 1 < len(matches) else len(text)
                 see = REPLACEMENTS.search(text, match.end(), end)
                 replaced_by = tuple(re.findall(r"[A-Z]{2}-\d+", see.group(1))) if see else ()
-            requirements[req_id] = Requirement(req_id, level, title.strip(), chapter, replaced_by)
+            line = text.count("\n", 0, match.start()) + 1
+            requirements[req_id] = Requirement(req_id, level, title.strip(), chapter, replaced_by, line)
     if include_withdrawn:
         return requirements
     return {req_id: req for req_id, req in requirements.items() if not req.withdrawn}

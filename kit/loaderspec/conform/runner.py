@@ -41,6 +41,7 @@ from loaderspec.adapter import (
 )
 from loaderspec.conform import console
 from loaderspec.conform.adapter_check import Breach, check_adapter, checked_expected_failures, checked_version, describe
+from loaderspec.conform.ci_outputs import append_step_summary, github_annotations, render_junit, step_summary
 from loaderspec.conform.report import (
     EXIT_STATUSES,
     REQ_IN_MESSAGE,
@@ -51,7 +52,7 @@ from loaderspec.conform.report import (
     run_verdict,
     to_json,
 )
-from loaderspec.conform.requirements import Requirement, load_requirements
+from loaderspec.conform.requirements import Requirement, load_requirements, spec_dir
 from loaderspec.conform.xfails import Xfail, XfailFileError, dump_xfails, load_xfails, match_pattern
 from loaderspec.support.paths import cannot_write
 
@@ -134,6 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-crashes", type=int, default=DEFAULT_MAX_CRASHES, help=deaths)
     add("--json", type=Path, default=None, help="write the full report as JSON here")
     add("--markdown", type=Path, default=None, help="write the requirement table as Markdown here")
+    add(
+        "--junit-xml",
+        type=Path,
+        default=None,
+        help="write a JUnit XML report here: a testsuite per chapter, a testcase per requirement",
+    )
+    add(
+        "--annotations",
+        choices=["github"],
+        default=None,
+        help="print a GitHub Actions ::error line per failed requirement, at its rule in the spec",
+    )
     return parser
 
 
@@ -189,7 +202,13 @@ def _check_only(only: str) -> None:
 
 def check_output_paths(args: argparse.Namespace) -> None:
     """Every file the run will write must be writable now, not after the whole run."""
-    for option, path in (("--json", args.json), ("--markdown", args.markdown), ("--write-xfails", args.write_xfails)):
+    outputs = (
+        ("--json", args.json),
+        ("--markdown", args.markdown),
+        ("--junit-xml", args.junit_xml),
+        ("--write-xfails", args.write_xfails),
+    )
+    for option, path in outputs:
         if path is None:
             continue
         folder = path.parent if str(path.parent) else Path(".")
@@ -470,12 +489,32 @@ def write_outputs(settings: Settings, adapter: Adapter, report: dict, judgement:
     if args.markdown:
         args.markdown.write_text(render_markdown_table(judgement.verdicts) + "\n", encoding="utf-8")
         print(f"Markdown table: {args.markdown}")
+    ci_outputs(settings, adapter, report, judgement)
     if args.write_xfails:
         entries = current_failures(results)
         title = f"Expected failures of {adapter.name} {settings.version}, written by loaderspec conform"
         text = dump_xfails(entries, title + "\nFill in each evidence link; narrow or widen each match as needed.")
         args.write_xfails.write_text(text, encoding="utf-8")
         print(f"wrote {len(entries)} expected-failure entries to {args.write_xfails}")
+
+
+def ci_outputs(settings: Settings, adapter: Adapter, report: dict, judgement: Judgement) -> None:
+    """The JUnit file, the GitHub step summary (when ``$GITHUB_STEP_SUMMARY`` is set) and the
+    GitHub annotations, as asked."""
+    args = settings.args
+    requirements = load_requirements()
+    verdict_line = report["summary"]["verdict_line"]
+    if args.junit_xml:
+        name = f"loaderspec conform {adapter.name} {settings.version}".rstrip()
+        text = render_junit(judgement.verdicts, requirements, name=name, elapsed=report["header"]["elapsed_s"])
+        args.junit_xml.write_text(text, encoding="utf-8")
+        print(f"JUnit XML report: {args.junit_xml}")
+    summary = append_step_summary(step_summary(judgement.verdicts, verdict_line, target=adapter.name))
+    if summary is not None:
+        print(f"step summary appended to {summary} ($GITHUB_STEP_SUMMARY)")
+    if args.annotations == "github":
+        for line in github_annotations(judgement.verdicts, requirements, spec_dir()):
+            print(line)
 
 
 def _version(distribution: str) -> str:
@@ -530,6 +569,13 @@ def prepare(args: argparse.Namespace) -> tuple[Settings, Adapter, dict[str, Requ
     version = _broken_adapter_is_bad_input(checked_version, adapter)
     requirements = load_requirements()
     xfail_path, xfails = load_expected_failures(args, adapter, requirements)
+    for entry in xfails:
+        if entry.evidence.strip().upper().startswith("TODO"):
+            print(
+                f"warning: expected-failure entry {entry.describe()} in {xfail_path}: its evidence is a "
+                f"placeholder ({entry.evidence!r}); link the issue, PR or source line that shows the deviation",
+                file=sys.stderr,
+            )
     seed = None if args.profile == "ci" else (args.seed if args.seed is not None else random.randrange(2**32))
     impl = args.impl or os.environ.get(ENV_VAR) or DEFAULT_IMPL
     return Settings(args, impl, seed, xfail_path, version), adapter, requirements, xfails
