@@ -13,7 +13,9 @@ import functools
 import json
 import os
 import re
+import shutil
 import signal
+import threading
 import time
 import unittest
 from collections.abc import Generator, Iterator
@@ -81,6 +83,29 @@ def pytest_configure(config: pytest.Config) -> None:
     if path:
         _events = _Events(path)
         _adapter_files = adapter_files(config.getoption("--impl", None))
+        _end_with_the_parent()
+
+
+def _end_with_the_parent() -> None:
+    """When ``loaderspec conform`` (``$LOADERSPEC_PARENT_PID``) is gone, however it died, remove
+    its working folder (``$LOADERSPEC_WORKDIR``, this process's temporary files) and end: an
+    orphaned run would go on for minutes and leave its files behind."""
+    parent = int(os.environ.get("LOADERSPEC_PARENT_PID", "0") or 0)
+    workdir = os.environ.get("LOADERSPEC_WORKDIR")
+    if not parent:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        os._exit(_ORPHANED_EXIT_STATUS)
+
+    threading.Thread(target=watch, name="loaderspec-parent-watch", daemon=True).start()
+
+
+_ORPHANED_EXIT_STATUS = 137
 
 
 def adapter_files(impl: str | None) -> frozenset[str]:
@@ -92,9 +117,10 @@ def adapter_files(impl: str | None) -> frozenset[str]:
     return source_files(adapter)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Check the adapter before any test runs; a broken one ends the session (the runner says why)."""
-    if _events is None or not session.config.getoption("--loaderspec-check-adapter"):
+def _check_the_adapter(session: pytest.Session) -> None:
+    """Check the adapter before any test runs (after collection, so a -k that selects nothing is
+    refused without it); a broken one ends the session (the runner says why)."""
+    if _events is None or not session.config.getoption("--loaderspec-check-adapter") or not session.items:
         return
     from loaderspec.conform.adapter_check import check_adapter
 
@@ -134,6 +160,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             requirements={item.nodeid: _requirements(item) for item in session.items},
             before_selection=_collected_before_selection,
         )
+    _check_the_adapter(session)
 
 
 _current: pytest.Item | None = None

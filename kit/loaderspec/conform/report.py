@@ -488,6 +488,22 @@ def test_outcomes(results: list[TestResult]) -> dict[str, int]:
     return tally("expected failure" if r.expected_failure else r.outcome for r in results)
 
 
+NOTE_WIDTH = 100
+"""Characters of a note shown in the console's table (the JSON report keeps all of it)."""
+
+
+def shortened(text: str, width: int) -> str:
+    """``text`` on one line, cut at a word boundary to at most ``width`` characters with an
+    ellipsis when it was longer (never mid-token without saying so)."""
+    line = " ".join(text.split())
+    if len(line) <= width:
+        return line
+    cut = line[: width - 1]
+    if " " in cut[width // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "…"
+
+
 def render_table(verdicts: list[RequirementVerdict]) -> str:
     """The per-requirement table: ID, level, verdict, tests, examples, note."""
     rows = [("ID", "level", "verdict", "tests", "examples", "note")]
@@ -497,7 +513,7 @@ def render_table(verdicts: list[RequirementVerdict]) -> str:
     lines = []
     for index, row in enumerate(rows):
         cells = [cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True)]
-        lines.append(("  ".join(cells) + ("  " + row[5][:100] if row[5] else "")).rstrip())
+        lines.append(("  ".join(cells) + ("  " + shortened(row[5], NOTE_WIDTH) if row[5] else "")).rstrip())
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
     return "\n".join(lines)

@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds before a hanging test is stopped (300)")
     deaths = "test-process deaths (crash, timeout) before the rest is left not run (5)"
     add("--max-crashes", type=int, default=DEFAULT_MAX_CRASHES, help=deaths)
+    add(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print pytest's own failure section, with every traceback, and its counts",
+    )
     add("--json", type=Path, default=None, help="write the full report as JSON here")
     add("--markdown", type=Path, default=None, help="write the requirement table as Markdown here")
     add(
@@ -286,8 +292,11 @@ def _child_command(settings: Settings, events: Path, workdir: Path, deselect: li
         "-p", "loaderspec.conform.plugin", "-p", "no:cacheprovider",
         "--loaderspec-events", str(events), "--loaderspec-timeout", str(args.timeout),
         f"--hypothesis-profile={args.profile}", "--impl", settings.impl,
-        "-q", "--tb=short", "-rN", "--no-header",
+        "--tb=short", "-rN", "--no-header",
     ]  # fmt: skip
+    # Our console prints each failure once (its line, shrunk example and reproduction); pytest's
+    # own FAILURES section and its "N failed" count (blind to expected failures) only with -v.
+    command += ["-q"] if args.verbose else ["-qq", "--no-summary"]
     if first:
         command.append("--loaderspec-check-adapter")
     if settings.seed is not None:
@@ -353,9 +362,21 @@ def _merge_findings(results: dict[str, TestResult], event: dict) -> None:
         result.lacking, result.checked = event["lacking"], list(event.get("checked") or [])
 
 
-def _run_child(command: list[str]) -> int:
-    """Run the child in its own process group; on SIGINT/SIGTERM (Interrupted) end the group."""
-    child = subprocess.Popen(command, start_new_session=True)
+def _run_child(command: list[str], workdir: Path) -> int:
+    """Run the child in its own process group; on SIGINT/SIGTERM (Interrupted) end the group.
+
+    Everything the child writes stays in ``workdir``: transformers' dynamic-module cache
+    (``HF_MODULES_CACHE``; else every run leaves hundreds of folders in ~/.cache/huggingface).
+    The child watches this process (``LOADERSPEC_PARENT_PID``): if it dies, however (SIGKILL
+    included, what CI runners send on timeout or cancel), the child removes ``workdir`` and ends.
+    """
+    env = {
+        **os.environ,
+        "HF_MODULES_CACHE": str(workdir / "hf-modules"),
+        "LOADERSPEC_PARENT_PID": str(os.getpid()),
+        "LOADERSPEC_WORKDIR": str(workdir),
+    }
+    child = subprocess.Popen(command, start_new_session=True, env=env)
     try:
         return child.wait()
     except BaseException:
@@ -416,7 +437,7 @@ def run_suites(settings: Settings, workdir: Path) -> SuiteRun:
     for attempt in range(settings.args.max_crashes + 1):
         events_path = workdir / f"events-{attempt}.jsonl"
         command = _child_command(settings, events_path, workdir, list(results), first=attempt == 0)
-        status = _run_child(command)
+        status = _run_child(command, workdir)
         events = _read_events(events_path)
         _fold_events(run, results, events)
         finished = any(event["event"] == "finish" for event in events)

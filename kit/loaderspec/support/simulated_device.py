@@ -75,14 +75,17 @@ def cache_dir() -> Path:
     """Return the folder holding built libraries.
 
     ``$LOADERSPEC_CACHE_DIR/simulated-device`` when that variable is set, else
-    ``~/.cache/loaderspec/simulated-device``.
+    ``$XDG_CACHE_HOME/loaderspec/simulated-device`` (``~/.cache`` when that is unset or empty,
+    as the XDG base-directory specification says).
     """
     return _default_cache_dir()
 
 
 def _default_cache_dir() -> Path:
     root = os.environ.get("LOADERSPEC_CACHE_DIR")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "loaderspec"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    caches = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    base = Path(root).expanduser() if root else caches / "loaderspec"
     return base / "simulated-device"
 
 
