@@ -14,21 +14,14 @@ USAGE = """usage: loaderspec {conform,matrix,bench} [options] | loaderspec --ver
 """
 
 
-def version_line() -> str:
-    """loaderspec's version, the spec's it checks against and the reference's it ships."""
-    from loaderspec_reference import __version__ as reference
-
-    from loaderspec import SPEC_VERSION, __version__
-
-    return f"loaderspec {__version__} (spec {SPEC_VERSION}, reference implementation {reference})"
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
     if argv[0] == "--version":
+        from loaderspec.conform.runner import version_line
+
         print(version_line())
         return 0
     command, rest = argv[0], argv[1:]

@@ -545,6 +545,14 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
+def version_line() -> str:
+    """``loaderspec --version``: loaderspec's version, the spec's it checks against and the
+    reference implementation's it ships."""
+    from loaderspec.adapters.reference import ADAPTER as REFERENCE
+
+    return f"loaderspec {__version__} (spec {SPEC_VERSION}, reference implementation {REFERENCE.version()})"
+
+
 def header(adapter: Adapter, settings: Settings) -> dict[str, Any]:
     return {
         "target": adapter.name,
