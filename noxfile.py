@@ -85,6 +85,20 @@ def wheel(session: nox.Session) -> None:
     session.run("bash", ".ci/wheel-conform.sh", external=True)
 
 
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """The full third-party mutation run: mutmut over the reference (tens of minutes; CI runs the planted mutants).
+
+    Results: tools/mutants/mutmut-results.json; every mutant left alive is triaged in
+    tools/mutants/third-party-survivors.md (``python tools/mutmut_run.py --check``). Arguments
+    are passed on: ``nox -s mutation -- NAME...`` reruns the named mutants.
+    """
+    _install(session)
+    session.install("mutmut==3.8.1")
+    session.run("python", "tools/mutmut_run.py", *session.posargs)
+    session.run("python", "tools/mutmut_run.py", "--check")
+
+
 @nox.session(name="bench-quick")
 def bench_quick(session: nox.Session) -> None:
     """A quick benchmark run of the reference (figures reported, never judged)."""

@@ -160,6 +160,38 @@ def test_overlapping_data_is_restored_and_the_body_error_kept(impl, accelerator,
         )
 
 
+NOT_OVERLAPPING = {
+    "a leading size-1 dimension": ((1, 3), (0, 1)),
+    "a size-1 dimension between": ((2, 1, 3), (3, 0, 1)),
+    "two size-1 dimensions": ((1, 2, 1), (0, 1, 0)),
+}
+"""Data with a stride of 0 that does not overlap: (size, stride) of the data a body leaves. A
+dimension of size 1 never repeats an element whatever its stride, so DL-16 does not apply and
+DL-11 keeps these strides."""
+
+
+@pytest.mark.req("DL-11")
+@pytest.mark.parametrize("layout", list(NOT_OVERLAPPING.values()), ids=list(NOT_OVERLAPPING))
+def test_stride_zero_of_a_size_one_dimension_is_kept(impl, accelerator, layout):
+    size, stride = layout
+    module = torch.nn.Linear(3, 2, bias=False)
+    values = torch.arange(float(math.prod(size)))
+    with impl.device_loading_context(module, accelerator):
+        data = values.to(accelerator).as_strided(size, stride)
+        module.weight.data = data
+        left = (tuple(data.size()), tuple(data.stride()), data.dtype)
+    weight = module.weight.data
+    restored = (tuple(weight.size()), tuple(weight.stride()), weight.dtype)
+    with requirement("DL-11"):
+        assert restored == left, (
+            f"DL-11: the body left (size, stride, dtype) {left}, which does not overlap; restored as {restored}"
+        )
+    with requirement("DL-10"):
+        assert weight.device.type == "cpu" and torch.equal(weight, values.reshape(size)), (
+            f"DL-10: the weight was restored on {weight.device} with {weight.tolist()}, not {values.tolist()}"
+        )
+
+
 @pytest.mark.req("DL-19")
 @given(
     spec=lst.module_specs(allow_on_target=False),

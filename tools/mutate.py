@@ -21,6 +21,14 @@ under the full ``ci`` profile, and only a mutant that passes that is counted as 
 A mutant is killed by the first failing test; the result records the requirement ID its
 failure message starts with. Every surviving mutant must be explained in
 ``tools/mutants/survivors.md`` (``--check``).
+
+Beside it, ``nox -s mutation`` runs a maintained third-party tool, mutmut, over the whole
+reference package (tools/mutmut_run.py; its survivors: ``tools/mutants/third-party-survivors.md``).
+This tool stays for what mutmut cannot do: mutants of the decorated functions
+(``set_default_torch_dtype``, ``device_loading_context``: mutmut skips every decorated function)
+and of module-level definitions, the statement drops and domain operators above, mutants run
+without a trampoline frame, the requirement ID of each kill, and the planted mutants of
+``meta_tests/test_mutants.py`` (``--jobs``).
 """
 
 from __future__ import annotations
