@@ -59,9 +59,8 @@ def render_junit(
             "errors": sum(v.verdict in JUNIT_ERROR for v in members),
             "skipped": sum(v.verdict in JUNIT_SKIPPED for v in members),
         }
-        suite = ElementTree.SubElement(
-            root, "testsuite", name=chapter, **{key: str(value) for key, value in counts.items()}
-        )
+        attributes = {"name": chapter, **{key: str(value) for key, value in counts.items()}}
+        suite = ElementTree.SubElement(root, "testsuite", attributes)
         expected = [v for v in members if v.verdict == "expected failure" and v.expected_failure is not None]
         if expected:
             properties = ElementTree.SubElement(suite, "properties")
