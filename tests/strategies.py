@@ -339,12 +339,18 @@ non_default_dtypes = st.sampled_from(
         torch.complex64,
         torch.float8_e4m3fn,
         torch.float8_e5m2,
+        # DT-5's other storage-less floats, where this torch has them (float4_* is its own case).
+        *(
+            getattr(torch, name)
+            for name in ("float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2")
+            if isinstance(getattr(torch, name, None), torch.dtype)
+        ),
         "float16",
         None,
         float,
     ]
 )
-"""Values that cannot be the default dtype: non-floating, storage-less float8, non-dtypes."""
+"""Values that cannot be the default dtype: non-floating, storage-less float8/float4, non-dtypes."""
 
 BODY_EXITS = ("return", "exception", "keyboard-interrupt", "generator-closed")
 """How a ``with`` body can leave: normally, by Exception, by BaseException, by GeneratorExit."""
@@ -483,3 +489,51 @@ def reuse_cases(draw: st.DrawFn) -> ReuseCase:
         raises=draw(st.booleans()),
         seed=draw(st.integers(0, 2**16)),
     )
+
+
+# --- boundary cases of single clauses (meta_tests/clauses.py) -----------------------------
+
+
+class OtherBaseException(BaseException):
+    """A ``BaseException`` that is none of ``Exception``, ``KeyboardInterrupt``, ``GeneratorExit``."""
+
+
+OTHER_BASE_EXCEPTIONS: tuple[type[BaseException], ...] = (SystemExit, OtherBaseException)
+"""DT-7's "another ``BaseException``": the ones ``BODY_EXITS`` does not raise."""
+
+SELF_INCLUDING_ENTRIES = (("W", "x"), ("x", "W"), ("W", "W"), ("W", "x", "W"))
+"""Sub-name lists of an entry ``W`` that name ``W`` and are not ``["W"]``: not self-contained
+(PM-4), each the nearest wrong reading of ``subs == [p]`` (``p in subs``, ``subs[0] == p``,
+``set(subs) == {p}``)."""
+
+
+@st.composite
+def overlapping_key_cases(draw: st.DrawFn) -> tuple[dict[str, list[str]], str]:
+    """A mapping with two keys that name the same module, a dotted key and its last component
+    in either order among other entries, and that module's name (PM-5: the first key wins)."""
+    leaf = draw(st.sampled_from(["qkv_proj", "gate_up_proj", "proj"]))
+    dotted = f"{draw(st.sampled_from(['mlp', 'self_attn', 'layers.0.mlp']))}.{leaf}"
+    keys = draw(st.permutations([leaf, dotted]))
+    others = [(k, v) for k, v in draw(packed_mappings(max_entries=2)).items() if k not in keys]
+    position = draw(st.integers(0, len(others)))
+    items = [*others[:position], *((key, [f"{key}_a", f"{key}_b"]) for key in keys), *others[position:]]
+    prefix = draw(st.sampled_from(["", "model.", "model.layers.1."]))
+    return dict(items), prefix + dotted
+
+
+@st.composite
+def doubly_malformed_packed_mappings(draw: st.DrawFn) -> Malformed:
+    """A mapping with two defects of type (PM-7): two bad sub-names in one entry, bad values in
+    two entries, or a bad key before a bad value. ``offending`` is the first (PM-9)."""
+    pair: list[object] = draw(st.lists(st.sampled_from(BAD_SUB_NAMES), min_size=2, max_size=2, unique_by=repr))
+    first, second = pair
+    where = draw(st.sampled_from(["one-entry", "two-entries", "key-then-value"]))
+    value: dict[object, object]
+    if where == "one-entry":
+        value = {"qkv_proj": ["q_proj", first, "k_proj", second]}
+    elif where == "two-entries":
+        value = {"qkv_proj": ["q_proj", first], "gate_up_proj": [second]}
+    else:
+        first = draw(st.sampled_from(BAD_KEYS))
+        value = {first: ["q_proj"], "gate_up_proj": second}
+    return Malformed(value, first, TypeError)

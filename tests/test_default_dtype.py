@@ -7,12 +7,12 @@ import unittest
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from loaderspec.support.checks import requirement
 
 from . import strategies as lst
-from .support.errors import PlantedError, expect_raises
+from .support.errors import PlantedError, expect_raises, expect_success
 
 floating = st.sampled_from(lst.DEFAULT_DTYPES)
 
@@ -172,3 +172,79 @@ def test_the_rejection_names_the_value(impl, before, bad):
     error, _, _ = _reject(impl.set_default_torch_dtype, before, bad)
     with requirement("DT-6"):
         assert str(bad) in str(error), f"DT-6: the error does not name {bad!r}: {error}"
+
+
+# --- single clauses at their boundaries (meta_tests/clauses.py) ------------------------------
+
+
+@pytest.mark.req("DT-1")
+@given(dtype=floating)
+def test_the_block_target_is_none(impl, dtype):
+    try:
+        with impl.set_default_torch_dtype(dtype) as target:
+            pass
+    finally:
+        torch.set_default_dtype(torch.float32)
+    with requirement("DT-1"):
+        assert target is None, f"DT-1: the block's `as` target is {target!r}, not None"
+
+
+@pytest.mark.req("DT-2")
+@given(defaults=st.lists(floating, min_size=2, max_size=2, unique=True), dtype=floating)
+def test_the_default_restored_is_the_one_at_entry_not_at_call(impl, defaults, dtype):
+    """The block is made under one default and entered under another: the one at entry is restored."""
+    at_call, at_entry = defaults
+    torch.set_default_dtype(at_call)
+    try:
+        block = impl.set_default_torch_dtype(dtype)
+        torch.set_default_dtype(at_entry)
+        with block:
+            pass
+        after = torch.get_default_dtype()
+    finally:
+        torch.set_default_dtype(torch.float32)
+    with requirement("DT-2"):
+        assert after == at_entry, f"DT-2: the block was entered with {at_entry} (made under {at_call}) and left {after}"
+
+
+@pytest.mark.req("DT-5")
+@given(before=floating, bad=lst.non_default_dtypes)
+def test_a_bad_dtype_is_rejected_on_entry_not_on_call(impl, before, bad):
+    torch.set_default_dtype(before)
+    try:
+        with expect_success("DT-5", f"set_default_torch_dtype({bad!r}), called without entering its block,"):
+            block = impl.set_default_torch_dtype(bad)
+        with expect_raises(TypeError, "DT-5", f"set_default_torch_dtype({bad!r}) entered"):
+            with block:
+                pass
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.req("DT-6")
+@given(before=floating, bad=lst.non_default_dtypes)
+@example(before=torch.float32, bad="float16")
+def test_the_rejection_names_the_value_by_its_repr(impl, before, bad):
+    error, _, _ = _reject(impl.set_default_torch_dtype, before, bad)
+    with requirement("DT-6"):
+        assert repr(bad) in str(error), f"DT-6: the error does not name {bad!r} (its repr): {error}"
+
+
+@pytest.mark.req("DT-7")
+@given(before=floating, dtype=floating, raised=st.sampled_from(lst.OTHER_BASE_EXCEPTIONS))
+def test_other_base_exceptions_restore_the_default(impl, before, dtype, raised):
+    """``SystemExit`` and a ``BaseException`` of the caller's own restore the default too."""
+    torch.set_default_dtype(before)
+    try:
+        try:
+            with impl.set_default_torch_dtype(dtype):
+                raise raised("body raised on purpose")
+        except raised:
+            pass
+        after = torch.get_default_dtype()
+    finally:
+        torch.set_default_dtype(torch.float32)
+    with requirement("DT-7"):
+        assert after == before, (
+            f"DT-7: after a body that raised {raised.__name__}, the default is {after}, was {before}"
+        )

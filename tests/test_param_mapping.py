@@ -4,6 +4,7 @@ and finds the packed entry a module name refers to."""
 from __future__ import annotations
 
 import copy
+import types
 import unittest
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import event, given
 from loaderspec.support.checks import requirement
 
 from . import strategies as lst
-from .support.errors import tolerating_errors
+from .support.errors import expect_success, tolerating_errors
 
 
 def _self_contained(packed: str, subs: list[str]) -> bool:
@@ -198,3 +199,57 @@ def test_a_given_inverse_is_extended_in_place(impl, case):
     event("PM-11: a given entry is overwritten" if set(given_entries) & set(last) else "PM-11: given entries kept")
     with requirement("PM-11"):
         assert supplied == expected, f"PM-11: given {given_entries} and mapping {mapping}, the inverse is {supplied}"
+
+
+# --- single clauses at their boundaries (meta_tests/clauses.py) ------------------------------
+
+
+@pytest.mark.req("PM-1")
+@given(mapping=lst.packed_mappings())
+def test_a_mapping_that_is_not_a_dict_is_kept_as_given(impl, mapping):
+    proxy = types.MappingProxyType(mapping)
+    with expect_success("PM-1", f"ParamMapping({proxy!r}) (a mapping, not a dict)"):
+        param_mapping = impl.ParamMapping(proxy)
+    with requirement("PM-1"):
+        assert param_mapping.packed_mapping is proxy, "PM-1: packed_mapping is not the mappingproxy given"
+
+
+@pytest.mark.req("PM-4")
+@given(subs=lst.st.sampled_from(lst.SELF_INCLUDING_ENTRIES))
+def test_an_entry_listing_its_own_name_among_others_is_not_self_contained(impl, subs):
+    mapping = {"W": list(subs)}
+    inverse = impl.ParamMapping(mapping).inverse_packed_mapping
+    with requirement("PM-4"):
+        assert "W" in inverse and inverse["W"][0] == "W", (
+            f"PM-4: the entry W: {list(subs)} is not self-contained, so W maps into it; the inverse is {inverse}"
+        )
+
+
+@pytest.mark.req("PM-5")
+@given(case=lst.overlapping_key_cases())
+def test_the_first_matching_key_wins(impl, case):
+    mapping, module_name = case
+    found = impl.ParamMapping(mapping).get_sub_modules(module_name)
+    matching = [key for key in mapping if _names_entry(module_name, key)]
+    with requirement("PM-5"):
+        assert found is not None and found[0] == matching[0], (
+            f"PM-5: {module_name!r} names {matching} (first: {matching[0]!r}) in {list(mapping)}, got {found}"
+        )
+
+
+@pytest.mark.req("PM-7")
+@given(mapping=lst.packed_mappings().filter(bool))
+def test_tuple_values_are_accepted(impl, mapping):
+    tupled = {key: tuple(subs) for key, subs in mapping.items()}
+    with expect_success("PM-7", f"ParamMapping({tupled!r}) (tuples of str are valid values)"):
+        impl.ParamMapping(tupled)
+
+
+@pytest.mark.req("PM-9")
+@given(malformed=lst.doubly_malformed_packed_mappings())
+def test_the_rejection_names_the_first_offending_part(impl, malformed):
+    error = _rejection(impl, malformed, "PM-9")
+    with requirement("PM-9"):
+        assert repr(malformed.offending) in str(error), (
+            f"PM-9: the error for {malformed.value!r} does not name the first bad part {malformed.offending!r}: {error}"
+        )

@@ -355,3 +355,30 @@ def test_a_failing_hook_module_is_restored_first(impl, llama_folder, target, dat
                     assert p.device.type == "cpu", f"PW-11: a failed hook left {name} on {p.device}"
                 with requirement("PW-11"):
                     assert raw_bytes(p) == before[id(layer)][name], f"PW-11: {name} changed value"
+
+
+# --- single clauses at their boundaries (meta_tests/clauses.py) ------------------------------
+
+
+class _OwnHookModule(torch.nn.Module):
+    """No ``Attention``, yet with a ``process_weights_after_loading`` method of its own (PW-4)."""
+
+    def __init__(self, recorder):
+        super().__init__()
+        self.recorder = recorder
+
+    def process_weights_after_loading(self, *args, **kwargs):
+        self.recorder.hook("foreign", self, _act_dtype(args, kwargs))
+
+
+@pytest.mark.req("PW-4")
+@given(position=st.integers(0, 2), dtype=lst.hook_dtypes)
+def test_only_attention_modules_get_the_attention_hook_call(impl, llama_folder, target, position, dtype):
+    impl.Attention  # noqa: B018 (not provided -> reported as such)
+    recorder = Recorder()
+    model = build_model(impl, ["attention", "plain"], [], target, recorder)
+    model.layers.insert(position, _OwnHookModule(recorder))
+    impl.process_weights_after_loading(model, impl.model_config(llama_folder, dtype=dtype), target)
+    called = [e.detail for e in recorder.log if isinstance(e.module, _OwnHookModule)]
+    with requirement("PW-4"):
+        assert not called, f"PW-4: the second pass called the hook of a module that is no Attention, with {called}"

@@ -138,3 +138,75 @@ def test_missing_or_none_attributes_do_nothing(impl, data):
     if mapping != "present":
         with requirement("QC-4"):
             assert quant_config.packed_modules_mapping is own_mapping, f"QC-4: the mapping was replaced {where}"
+
+
+# --- single clauses at their boundaries (meta_tests/clauses.py) ------------------------------
+
+
+def _falsy_mapper(impl) -> object:
+    """A weights mapper that is falsy, yet not ``None`` (QC-1 says "is not ``None``")."""
+    base = impl.WeightsMapper if impl.provides("WeightsMapper") else object
+    return type("EmptyMapper", (base,), {"__bool__": lambda self: False, "__len__": lambda self: 0})()
+
+
+@pytest.mark.req("QC-1")
+def test_a_falsy_mapper_is_applied(impl):
+    mapper = _falsy_mapper(impl)
+    model_class = type("ToyModel", (torch.nn.Module,), {impl.mapper_attribute: mapper})
+    _, calls, _ = _wire(impl, model_class)
+    with requirement("QC-1"):
+        assert len(calls) == 1 and calls[0][0] is mapper, (
+            f"QC-1: expected one {impl.apply_mapper_method}() call with the falsy (not None) mapper, got {calls}"
+        )
+
+
+@pytest.mark.req("QC-1")
+def test_an_inherited_mapper_is_applied(impl):
+    base = _model_class(impl, "present", "absent")
+    model_class = type("ToyModelChild", (base,), {})
+    mapper = impl.mapper_of(base)
+    _, calls, _ = _wire(impl, model_class)
+    with requirement("QC-1"):
+        assert len(calls) == 1 and calls[0][0] is mapper, (
+            f"QC-1: expected one {impl.apply_mapper_method}() call with the mapper the class inherits, got {calls}"
+        )
+
+
+@pytest.mark.req("QC-2")
+def test_an_inherited_mapping_is_shared(impl):
+    base = _model_class(impl, "absent", "present")
+    model_class = type("ToyModelChild", (base,), {})
+    quant_config, _, _ = _wire(impl, model_class)
+    with requirement("QC-2"):
+        assert quant_config.packed_modules_mapping is base.packed_modules_mapping, (
+            f"QC-2: the config holds {quant_config.packed_modules_mapping!r}, not the mapping the class inherits"
+        )
+
+
+@pytest.mark.req("QC-2")
+@given(mapper=st.sampled_from(lst.ATTRIBUTE_STATES))
+def test_an_empty_mapping_is_shared_by_reference(impl, mapper):
+    """``{}`` is not ``None``: a class whose ``__new__`` fills its mapping later starts empty."""
+    model_class = _model_class(impl, mapper, "absent")
+    model_class.packed_modules_mapping = {}
+    quant_config, _, _ = _wire(impl, model_class)
+    with requirement("QC-2"):
+        assert quant_config.packed_modules_mapping is model_class.packed_modules_mapping, (
+            f"QC-2: the config holds {quant_config.packed_modules_mapping!r}, not the class's own empty dict "
+            f"{_where(impl, mapper, 'empty')}"
+        )
+
+
+@pytest.mark.req("QC-3")
+def test_indirect_supports_quant_subclasses_are_left_alone(impl):
+    base = type("ToyQuantBase", (impl.SupportsQuant, torch.nn.Module), {})
+    model_class = _model_class(impl, "present", "present", bases=(base,))
+    quant_config = impl.quant_config()
+    calls = _spy_on_mapper(impl, quant_config)
+    own_mapping = quant_config.packed_modules_mapping
+    impl.configure_quant_config(quant_config, model_class)
+    with requirement("QC-3"):
+        assert calls == [] and quant_config.packed_modules_mapping is own_mapping, (
+            f"QC-3: a class deriving from SupportsQuant through {base.__name__} was wired: "
+            f"{len(calls)} {impl.apply_mapper_method}() calls, mapping {quant_config.packed_modules_mapping!r}"
+        )
