@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``loaderspec bench``."""
     parser = argparse.ArgumentParser(
         prog="loaderspec bench",
+        usage="%(prog)s [options]\n       %(prog)s compare RUN [RUN ...] [--dir DIR] [--markdown]",
         description="Benchmark process_weights_after_loading and device_loading_context, "
         "each figure next to its floor, optionally against a second implementation.",
     )
