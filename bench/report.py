@@ -42,13 +42,29 @@ class Table:
         ("Y/floor", 8),
     )
 
-    def __init__(self, out: TextIO) -> None:
+    Y_COLUMNS = (3, 4, 5, 9)
+    """The columns about implementation Y, shown only when there is one (``--vs``)."""
+
+    def __init__(self, out: TextIO, with_vs: bool = True) -> None:
         self.out = out
+        self.shown = [i for i in range(len(self.COLUMNS)) if with_vs or i not in self.Y_COLUMNS]
 
     def header(self) -> None:
-        line = " ".join(name.ljust(width) for name, width in self.COLUMNS) + " note"
+        line = " ".join(self.COLUMNS[i][0].ljust(self.COLUMNS[i][1]) for i in self.shown) + " note"
         print(line, file=self.out)
         print("-" * len(line), file=self.out)
+        print(
+            "times: lower is better; X/floor: how far X is from the fastest the work can be done here "
+            "(1.00x at the floor)",
+            file=self.out,
+        )
+
+    def starting(self, name: str) -> None:
+        """Say which workload is being measured (a large one takes tens of seconds)."""
+        if getattr(self.out, "isatty", lambda: False)():  # overwritten by the row when it is done
+            print(f"{name} ...", end="\r", file=self.out, flush=True)
+        else:  # a log keeps every line: say it on a line of its own
+            print(f"measuring {name} ...", file=self.out, flush=True)
 
     def row(self, row: Row) -> None:
         impl, vs, floor = (row.series.get(k) for k in ("impl", "vs", "floor"))
@@ -71,7 +87,9 @@ class Table:
         if "modules" in row.info:
             notes.append(f"{row.info['modules']:,} modules")
         notes.extend(f"{WHO.get(who, who)}: {why}" for who, why in row.problems.items())
-        text = " ".join(str(c).ljust(w) for c, (_, w) in zip(cells, self.COLUMNS, strict=True))
+        if floor is not None and floor.noisy:
+            notes.append(f"the floor varies ±{floor.spread:.0%} between rounds: its ratios mean nothing here")
+        text = " ".join(str(cells[i]).ljust(self.COLUMNS[i][1]) for i in self.shown)
         print(text + " " + "; ".join(notes), file=self.out, flush=True)
 
 

@@ -247,11 +247,12 @@ def _print_header(session: Session, options: Options, out: TextIO) -> None:
 
 def _measure(session: Session, options: Options, out: TextIO) -> tuple[list[Row], dict[str, Any], dict[str, Any]]:
     """The cases, then host memory, then the traversal summary (and breakdown without --quick)."""
-    table = report.Table(out)
+    table = report.Table(out, with_vs="vs" in session.contenders)
     table.header()
     configs = bench_cases.ConfigCache()
     rows: list[Row] = []
     for case in session.case_list:
+        table.starting(case.name)
         rows.append(run_case(case, session.contenders, configs, options.effective_rounds))
         table.row(rows[-1])
     host_memory: dict[str, Any] = {}
