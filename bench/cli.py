@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     parser.add_argument(
+        "--junit-xml",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write a JUnit XML report: a testcase per workload (incorrect or not measured: a failure)",
+    )
+    parser.add_argument(
         "--targets",
         default="auto",
         help="auto (cpu + cuda, else cpu + the simulated device when it builds) or a comma list of cpu,sim,cuda",
@@ -136,6 +143,8 @@ def _problem(args: argparse.Namespace) -> str | None:
             return f"--only {' '.join(unknown)}: matches no workload (workloads: {', '.join(names)})"
     if args.json is not None and not _writable(args.json):
         return f"--json {args.json}: cannot write there"
+    if args.junit_xml is not None and not _writable(args.junit_xml):
+        return f"--junit-xml {args.junit_xml}: cannot write there"
     if args.save is not None:
         try:
             saved.check_name(args.save)
@@ -180,6 +189,7 @@ def _run(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         quick=args.quick,
         json_path=args.json,
+        junit_path=args.junit_xml,
         targets=args.targets,
         dense_scale=args.dense_scale,
         only=list(args.only or []),

@@ -168,3 +168,46 @@ def floor_legend(rows: list[Row]) -> str:
         if row.case.floor_kind not in found:
             found.append(row.case.floor_kind)
     return "; ".join(f"{prefix}: {' | '.join(found)}" for prefix, found in kinds.items())
+
+
+def render_junit(rows: list[Row], elapsed: float) -> str:
+    """A JUnit XML report of a run: one testsuite per chapter, one testcase per workload (time:
+    X's median). A contender that was incorrect or could not be measured is a ``failure`` (the
+    run exits 1 on it); "not provided" is a ``skipped`` case; each figure, and a noisy spread,
+    is a property of the suite (JUnit has no place for numbers on a case), so a regression job
+    shows in the same report view as the conformance job."""
+    from xml.etree import ElementTree
+
+    root = ElementTree.Element("testsuites", name="loaderspec bench", time=f"{elapsed:.3f}")
+    chapters: dict[str, list[Row]] = {}
+    for row in rows:
+        chapters.setdefault(row.case.chapter, []).append(row)
+    for chapter, members in chapters.items():
+        failing = [r for r in members if any(not why.startswith("not provided") for why in r.problems.values())]
+        skipped = [r for r in members if r not in failing and r.problems]
+        suite = ElementTree.SubElement(
+            root,
+            "testsuite",
+            {"name": chapter, "tests": str(len(members)), "failures": str(len(failing)), "errors": "0"}
+            | {"skipped": str(len(skipped))},
+        )
+        properties = ElementTree.SubElement(suite, "properties")
+        for row in members:
+            for who, series in row.series.items():
+                if series.times:
+                    value = f"{series.median:.6g} s (spread ±{series.spread:.0%}{', noisy' if series.noisy else ''})"
+                    ElementTree.SubElement(properties, "property", name=f"{row.case.name} {WHO[who]}", value=value)
+            ratio = row.ratio("impl", "floor")
+            if ratio is not None:
+                ElementTree.SubElement(properties, "property", name=f"{row.case.name} X/floor", value=f"{ratio:.3f}")
+        for row in members:
+            impl = row.series.get("impl")
+            time = f"{impl.median:.3f}" if impl is not None and impl.times else "0.000"
+            case = ElementTree.SubElement(suite, "testcase", name=row.case.name, classname=chapter, time=time)
+            problems = "; ".join(f"{WHO.get(who, who)}: {why}" for who, why in row.problems.items())
+            if row in failing:
+                ElementTree.SubElement(case, "failure", type="incorrect or not measured", message=problems)
+            elif row in skipped:
+                ElementTree.SubElement(case, "skipped", type="not provided", message=problems)
+    ElementTree.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(root, encoding="unicode") + "\n"

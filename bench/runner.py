@@ -38,6 +38,7 @@ class Options:
     rounds: int | None = None
     quick: bool = False
     json_path: Path | None = None
+    junit_path: Path | None = None
     targets: str = "auto"
     dense_scale: int | None = None
     only: list[str] = field(default_factory=list)
@@ -338,6 +339,9 @@ def run(options: Options, out: TextIO | None = None) -> int:
         options.json_path.parent.mkdir(parents=True, exist_ok=True)
         options.json_path.write_text(json.dumps(document, indent=2, default=str))
         print(f"wrote {options.json_path}", file=out)
+    if options.junit_path is not None:
+        options.junit_path.write_text(report.render_junit(rows, elapsed), encoding="utf-8")
+        print(f"wrote {options.junit_path}", file=out)
     if options.save is not None:
         print(f"saved as {options.save!r}: {saved.save(document, options.save, options.save_dir)}", file=out)
     failures = _failures(rows, host_memory)

@@ -165,3 +165,23 @@ def test_incorrect_contender_is_reported_not_timed(
     (case,) = json.loads(out.read_text())["cases"]
     assert "impl" not in case["series"] and case["problems"]["impl"].startswith("incorrect: PW-1")
     assert case["series"]["vs"]["rounds"] == 2
+
+
+def test_the_junit_report_fails_an_incorrect_contender_and_passes_a_correct_one(
+    skipping_module: str, tmp_path: Path
+) -> None:
+    import junitparser
+    import xmlschema
+
+    schema = xmlschema.XMLSchema(str(Path(__file__).resolve().parents[1] / "meta_tests" / "schemas" / "junit-10.xsd"))
+    bad, good = tmp_path / "bad.xml", tmp_path / "good.xml"
+    assert main(["--impl", skipping_module, *QUICK, "--junit-xml", str(bad)]) == 1
+    assert main([*QUICK, "--junit-xml", str(good)]) == 0
+    for path in (bad, good):
+        schema.validate(str(path))
+    (bad_case,) = [case for suite in junitparser.JUnitXml.fromfile(str(bad)) for case in suite]
+    (good_case,) = [case for suite in junitparser.JUnitXml.fromfile(str(good)) for case in suite]
+    assert bad_case.name == "traversal/moe-1k/cpu" and not bad_case.is_passed, bad_case
+    assert "incorrect: PW-1" in bad_case.result[0].message
+    assert good_case.is_passed and float(good_case.time) > 0, good_case
+    assert 'name="traversal/moe-1k/cpu X/floor"' in good.read_text(encoding="utf-8")
