@@ -66,7 +66,14 @@ status=0
 # rather than failing CI on it. The reference must leave nothing inconclusive.
 allow=()
 [[ "$target" != reference ]] && allow=(--allow-inconclusive)
-"$venv/bin/loaderspec" conform --impl "$target" --profile ci "${allow[@]}" --json "$reports/$label.json" || status=$?
+junit=$(mktemp --suffix=.xml)
+"$venv/bin/loaderspec" conform --impl "$target" --profile ci "${allow[@]}" --json "$reports/$label.json" \
+    --junit-xml "$junit" || status=$?
+# What a user's CI would show: the JUnit file, checked against the schema and the report's counts.
+if [[ -f "$reports/$label.json" && -s "$junit" ]]; then
+    "$venv/bin/python" "$repo/.ci/check-junit.py" "$reports/$label.json" "$junit" || status=1
+fi
+rm -f "$junit"
 # The report is committed: make its paths independent of where this checkout and venv live.
 if [[ -f "$reports/$label.json" ]]; then
     python3 - "$reports/$label.json" "$repo" "$venv" <<'PY'
