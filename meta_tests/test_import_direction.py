@@ -41,13 +41,21 @@ LAYERS = {
             "loaderspec_suites",
         },
     ),
-    "kit/loaderspec/cli.py": ("loaderspec.cli", {"loaderspec.conform", "loaderspec_bench.cli"}),
+    "kit/loaderspec/history": (
+        "loaderspec.history",
+        {"loaderspec.conform", "loaderspec.adapters"},
+    ),
+    "kit/loaderspec/cli.py": (
+        "loaderspec.cli",
+        {"loaderspec.conform", "loaderspec.history", "loaderspec_bench.cli"},
+    ),
     "bench": ("loaderspec_bench", {"loaderspec.adapter", "loaderspec.support"}),
 }
 """Folder -> (its import name, the project modules it may import besides its own: the names or
 their sub-modules). ``loaderspec.adapter`` loads the shipped adapters by name (``--impl vllm``),
 hence its one edge into ``loaderspec.adapters``; ``loaderspec.cli`` dispatches to the runner,
-the matrix and ``loaderspec bench``."""
+the matrix, the history (``loaderspec history``: built on the runner's reports and the vLLM
+adapter) and ``loaderspec bench``."""
 
 TEST_FOLDERS = {"tests": "loaderspec_suites", "meta_tests": "meta_tests", "bench": "loaderspec_bench"}
 """Folders holding test modules, with their import names."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: loaderspec {conform,matrix,bench} [options] | loaderspec --version
+USAGE = """usage: loaderspec {conform,matrix,history,bench} [options] | loaderspec --version
 
   conform   run the property suites against an implementation; a verdict per requirement
   matrix    render conform JSON reports of several targets into one page (docs/conformance.md)
+  history   build and render the conformance history of vLLM releases (docs/history.md)
   bench     benchmark the post-loading path, side by side with another implementation
+            (loaderspec bench compare RUN...: saved runs side by side)
 
 'loaderspec COMMAND --help' describes each command's options.
 """
@@ -33,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         from loaderspec.conform.matrix import matrix
 
         return matrix(rest)
+    if command == "history":
+        from loaderspec.history.__main__ import main as history
+
+        return history(rest)
     if command == "bench":
         from loaderspec_bench.cli import main as bench
 

