@@ -28,6 +28,7 @@ import torch
 from loaderspec.adapter import Adapter, NotProvided
 from loaderspec.adapters.reference import ADAPTER as REFERENCE
 from loaderspec.adapters.reference import ReferenceAdapter
+from loaderspec_suites.support.modules import overlaps
 
 
 class _Delegating(ReferenceAdapter):
@@ -244,15 +245,11 @@ class OverlapRaisesAdapter(_Delegating):
                 try:
                     yield inner
                 finally:
-                    overlapping = [n for n, p in module.named_parameters() if _overlaps(p.data)]
+                    overlapping = [n for n, p in module.named_parameters() if overlaps(p.data)]
             if overlapping:
                 raise RuntimeError(f"cannot restore overlapping data of {overlapping}")
 
         return device_loading_context
-
-
-def _overlaps(tensor: torch.Tensor) -> bool:
-    return tensor.numel() > 1 and any(s == 0 and n > 1 for n, s in zip(tensor.size(), tensor.stride(), strict=True))
 
 
 class NeedsCudaAdapter(_Delegating):
